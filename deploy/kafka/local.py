@@ -1,0 +1,707 @@
+"""A real, self-managed Apache Kafka broker for local development and tests.
+
+One JVM runs a single KRaft node that is both broker and controller. The Kafka jars
+come from Maven Central (``deploy/kafka/pom.xml``) and are cached once per checkout in
+``<repo>/.local/kafka-libs``; every broker "home" (data, logs, config, pid file) is
+separate, so several brokers on different ports can run side by side::
+
+    from deploy.kafka.local import LocalKafka
+
+    with LocalKafka() as kafka:                      # 127.0.0.1:9092, <repo>/.local/kafka
+        print(kafka.bootstrap_servers)
+
+    k = LocalKafka(home=tmp_path / "kafka", port=19092, controller_port=19093)
+    k.start()      # returns once the broker answers Kafka requests
+    k.stop()       # data survives: start() again brings back topics and offsets
+
+All public methods are synchronous (safe in plain pytest fixtures, with or without a
+running event loop); ``wait_ready_async`` is the awaitable readiness check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "KAFKA_VERSION",
+    "DEFAULT_HOME",
+    "LIBS_DIR",
+    "KafkaError",
+    "LocalKafka",
+]
+
+KAFKA_VERSION = "4.3.0"
+
+_HERE = Path(__file__).resolve().parent
+REPO_ROOT = _HERE.parent.parent
+LOCAL_DIR = REPO_ROOT / ".local"
+DEFAULT_HOME = LOCAL_DIR / "kafka"
+LIBS_DIR = LOCAL_DIR / "kafka-libs"
+POM_FILE = _HERE / "pom.xml"
+LOG4J_CONFIG = _HERE / "log4j2.yaml"
+
+_MARKER_NAME = ".complete"
+_CDS_PENDING = "cds-dump.pending"
+_NODE_ID = 1
+# Jars that must be in the fetched classpath, or the broker cannot start/log.
+_REQUIRED_JARS = (
+    f"kafka_2.13-{KAFKA_VERSION}.jar",
+    f"kafka-clients-{KAFKA_VERSION}.jar",
+    f"kafka-server-{KAFKA_VERSION}.jar",
+    "log4j-core-",
+    "log4j-slf4j-impl-",
+    "scala-library-",
+)
+
+T = TypeVar("T")
+
+
+class KafkaError(RuntimeError):
+    """Fetching, formatting, starting or stopping the local broker failed."""
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _run_coro(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code.
+
+    Uses ``asyncio.run`` when this thread has no running loop; otherwise (a sync method
+    called from inside async code) runs it on a fresh loop in a helper thread, so it
+    never touches, or deadlocks on, the caller's loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def runner() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            error.append(exc)
+
+    t = threading.Thread(target=runner, name="local-kafka-wait", daemon=True)
+    t.start()
+    t.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """True if something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _random_cluster_id() -> str:
+    """Same format as ``kafka-storage random-uuid``: URL-safe base64 of 16 random bytes."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):  # Kafka avoids ids that look like CLI flags
+            return cid
+
+
+class LocalKafka:
+    """A single-node KRaft Kafka (broker+controller in one JVM) rooted at ``home``.
+
+    Layout of ``home``: ``server.properties``, ``kafka.pid``, ``data/`` (log.dirs and
+    KRaft metadata), ``logs/server.log`` (broker log, INFO) and ``logs/console.log``
+    (JVM stdout/stderr: WARN and above, crashes).
+    """
+
+    def __init__(
+        self,
+        home: Path | str = DEFAULT_HOME,
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap: str = "512m",
+        *,
+        libs_dir: Path | str = LIBS_DIR,
+    ) -> None:
+        if port == controller_port:
+            raise ValueError("port and controller_port must differ")
+        self.home = Path(home).expanduser().resolve()
+        self.port = int(port)
+        self.controller_port = int(controller_port)
+        self.heap = heap
+        self.libs_dir = Path(libs_dir).expanduser().resolve()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "kafka.pid"
+
+    @property
+    def server_log(self) -> Path:
+        return self.logs_dir / "server.log"
+
+    @property
+    def console_log(self) -> Path:
+        return self.logs_dir / "console.log"
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalKafka(home={str(self.home)!r}, port={self.port}, "
+            f"controller_port={self.controller_port})"
+        )
+
+    # ------------------------------------------------------------------ fetch
+
+    def _libs_fingerprint(self) -> str:
+        pom = POM_FILE.read_bytes()
+        return f"kafka {KAFKA_VERSION} pom-sha256 {hashlib.sha256(pom).hexdigest()}\n"
+
+    def _libs_complete(self) -> bool:
+        marker = self.libs_dir / _MARKER_NAME
+        try:
+            return marker.read_text() == self._libs_fingerprint()
+        except OSError:
+            return False
+
+    def fetch(self) -> Path:
+        """Download the Kafka jars with Maven into the shared cache, once.
+
+        A marker file is written only after a complete, verified download, so an
+        interrupted fetch is redone on the next call. Concurrent callers (several test
+        processes) serialise on a lock file. Returns the libs directory.
+        """
+        if self._libs_complete():
+            return self.libs_dir
+        self.libs_dir.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.libs_dir.parent / (self.libs_dir.name + ".lock")
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._libs_complete():  # someone else fetched while we waited
+                return self.libs_dir
+            self._fetch_locked()
+        return self.libs_dir
+
+    def _fetch_locked(self) -> None:
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise KafkaError(
+                "Maven ('mvn') is not on PATH; it is needed once to fetch Kafka "
+                f"{KAFKA_VERSION} from Maven Central. Install Maven 3.x "
+                "(e.g. apt-get install maven) and rerun: python -m deploy.kafka fetch"
+            )
+        _say(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central (first run only)...")
+        if self.libs_dir.exists():
+            shutil.rmtree(self.libs_dir)  # half-finished or stale: start clean
+        tmp = self.libs_dir.with_name(self.libs_dir.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [
+            mvn, "-q", "-B", "-f", str(POM_FILE),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={tmp}",
+            "-DincludeScope=runtime",
+        ]
+        started = time.monotonic()
+        try:
+            res = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                cwd=str(_HERE), timeout=900,
+            )
+        except subprocess.TimeoutExpired:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise KafkaError(
+                "Maven took more than 15 minutes to fetch Kafka; check network access "
+                "to Maven Central (repo.maven.apache.org) and rerun: python -m deploy.kafka fetch"
+            ) from None
+        if res.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            out = "\n".join((res.stdout + res.stderr).strip().splitlines()[-25:])
+            raise KafkaError(
+                f"Maven failed to fetch Kafka {KAFKA_VERSION} (exit {res.returncode}). Check "
+                "that 'mvn' works and Maven Central (repo.maven.apache.org) is reachable "
+                "(proxy settings in ~/.m2/settings.xml), then rerun: "
+                f"python -m deploy.kafka fetch\n--- mvn output (tail) ---\n{out}"
+            )
+        names = [p.name for p in tmp.glob("*.jar")] if tmp.is_dir() else []
+        missing = [req for req in _REQUIRED_JARS if not any(n.startswith(req) for n in names)]
+        if missing:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise KafkaError(
+                f"Maven finished but the Kafka classpath is incomplete (missing {missing}); "
+                f"check {POM_FILE} and rerun: python -m deploy.kafka fetch"
+            )
+        tmp.rename(self.libs_dir)
+        (self.libs_dir / _MARKER_NAME).write_text(self._libs_fingerprint())
+        _say(
+            f"fetched {len(names)} jars into {self.libs_dir} "
+            f"in {time.monotonic() - started:.0f}s"
+        )
+
+    # ----------------------------------------------------------------- config
+
+    def server_properties(self) -> dict[str, str]:
+        """The broker configuration written by :meth:`write_config`."""
+        host = "127.0.0.1"
+        return {
+            # KRaft combined mode: one JVM is the whole cluster.
+            "process.roles": "broker,controller",
+            "node.id": str(_NODE_ID),
+            # Static quorum (kraft.version=0): the voter endpoint comes from this file on
+            # every start, so a home can be restarted on other ports. The dynamic
+            # alternative (controller.quorum.bootstrap.servers + format --standalone)
+            # records the endpoint in the metadata log instead.
+            "controller.quorum.voters": f"{_NODE_ID}@{host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{self.port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "log.dirs": str(self.data_dir),
+            # Topics and internal topics on a single node.
+            "num.partitions": "3",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "auto.create.topics.enable": "true",
+            "delete.topic.enable": "true",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # Fast consumer-group joins in tests.
+            "group.initial.rebalance.delay.ms": "0",
+            # Small and quick: modest segments/indexes, small cleaner buffer (the 128 MiB
+            # default is a quarter of a 512m heap), few threads.
+            "log.segment.bytes": str(16 * 1024 * 1024),
+            "log.index.size.max.bytes": str(1024 * 1024),
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+            "log.cleaner.threads": "1",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "2",
+            "background.threads": "4",
+            "group.coordinator.threads": "2",
+            "share.coordinator.threads": "1",
+            "log.retention.hours": "168",
+        }
+
+    def write_config(self) -> Path:
+        """(Re)write ``home/server.properties`` for the current ports; returns its path."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "# Generated by deploy/kafka/local.py (LocalKafka.write_config); rewritten on every start.",
+            f"# Apache Kafka {KAFKA_VERSION}, single-node KRaft (broker+controller).",
+        ]
+        lines += [f"{k}={v}" for k, v in self.server_properties().items()]
+        tmp = self.config_file.with_suffix(".properties.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.config_file)
+        return self.config_file
+
+    # ----------------------------------------------------------------- format
+
+    def _classpath(self) -> str:
+        return str(self.libs_dir / "*")
+
+    def _java(self) -> str:
+        java_home = os.environ.get("JAVA_HOME")
+        if java_home and (Path(java_home) / "bin" / "java").exists():
+            return str(Path(java_home) / "bin" / "java")
+        java = shutil.which("java")
+        if java is None:
+            raise KafkaError(
+                "'java' is not on PATH (Kafka 4.3 needs Java 17+); install a JDK/JRE 17 "
+                "(e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+            )
+        return java
+
+    def _log_props(self) -> list[str]:
+        return [
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.logs_dir}",
+        ]
+
+    def _running_listeners(self) -> str | None:
+        """``listeners`` from the server.properties the running broker was started with."""
+        try:
+            for line in self.config_file.read_text().splitlines():
+                if line.startswith("listeners="):
+                    return line.split("=", 1)[1].strip()
+        except OSError:
+            pass
+        return None
+
+    def is_formatted(self) -> bool:
+        return (self.data_dir / "meta.properties").exists()
+
+    def format(self) -> None:
+        """Format ``home/data`` as a new single-node cluster, unless already formatted."""
+        if self.is_formatted():
+            return
+        if not self.config_file.exists():
+            self.write_config()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            # Short-lived tool: C1 only and serial GC start noticeably faster.
+            self._java(), "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+            *self._log_props(), "-cp", self._classpath(),
+            "kafka.tools.StorageTool", "format",
+            "--cluster-id", _random_cluster_id(),
+            "--config", str(self.config_file),
+            "--ignore-formatted",
+            # Share groups (KIP-932) are on by default in 4.3; this project has no use
+            # for them, so keep the feature (and its coordinator) off.
+            "--feature", "share.version=0",
+        ]
+        res = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            cwd=str(self.home), timeout=120,
+        )
+        if res.returncode != 0 or not self.is_formatted():
+            out = "\n".join((res.stdout + res.stderr).strip().splitlines()[-25:])
+            raise KafkaError(
+                f"formatting {self.data_dir} failed (exit {res.returncode}). If the "
+                f"directory holds an old or foreign cluster, delete {self.home} and retry."
+                f"\n--- kafka-storage output (tail) ---\n{out}"
+            )
+
+    # ------------------------------------------------------------- processes
+
+    def _jvm_args(self) -> list[str]:
+        return [
+            f"-Xms{self.heap}", f"-Xmx{self.heap}",
+            # Kafka's own recommended GC settings, scaled for a small heap.
+            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+            "-XX:MaxInlineLevel=15",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            *self._log_props(),
+        ]
+
+    # AppCDS: the broker loads ~7k classes at startup, which is about half of a warm
+    # start. The first broker started from a fresh libs cache records a dynamic
+    # class-data-sharing archive when it exits cleanly (-XX:ArchiveClassesAtExit);
+    # every later start maps it (-XX:SharedArchiveFile) and comes up ~2x faster. The
+    # archive lives next to the jars and is keyed by the JVM build; the JVM silently
+    # ignores an archive that does not match. Set LOCAL_KAFKA_CDS=0 to disable.
+
+    def _cds_archive(self) -> Path | None:
+        if os.environ.get("LOCAL_KAFKA_CDS", "1").strip().lower() in ("0", "false", "no", "off"):
+            return None
+        java = Path(self._java()).resolve()
+        libjvm = java.parent.parent / "lib" / "server" / "libjvm.so"
+        ident = libjvm if libjvm.exists() else java
+        try:
+            st = ident.stat()
+        except OSError:
+            return None
+        key = hashlib.sha256(f"{ident}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+        return self.libs_dir / f"kafka-cds-{key}.jsa"
+
+    def _cds_args(self) -> list[str]:
+        archive = self._cds_archive()
+        if archive is None:
+            return []
+        quiet = "-Xlog:cds*=off"
+        now = time.time()
+        for stale in archive.parent.glob("kafka-cds-*.jsa.tmp-*"):  # from crashed dumps
+            with contextlib.suppress(OSError):
+                if now - stale.stat().st_mtime > 6 * 3600:
+                    stale.unlink()
+        if archive.exists():
+            return [f"-XX:SharedArchiveFile={archive}", quiet]
+        # Unique temp name: concurrent first starts each dump their own; the first one
+        # stopped cleanly is moved into place (see _finish_cds_dump).
+        tmp = archive.with_name(f"{archive.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        (self.home / _CDS_PENDING).write_text(f"{tmp}\n{archive}\n")
+        return [f"-XX:ArchiveClassesAtExit={tmp}", quiet]
+
+    def _finish_cds_dump(self, keep: bool) -> None:
+        """After the JVM exited: install its CDS archive (if ``keep``) or discard it."""
+        pending = self.home / _CDS_PENDING
+        try:
+            tmp_s, archive_s = pending.read_text().split()[:2]
+        except (OSError, ValueError):
+            return
+        pending.unlink(missing_ok=True)
+        tmp, archive = Path(tmp_s), Path(archive_s)
+        try:
+            if keep and not archive.exists() and tmp.is_file() and tmp.stat().st_size > 0:
+                for old in archive.parent.glob("kafka-cds-*.jsa"):  # other JVM builds
+                    old.unlink(missing_ok=True)
+                os.replace(tmp, archive)
+            else:
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _is_our_java(self, pid: int) -> bool:
+        """``pid`` is alive (not a zombie) and is the Kafka JVM of this home."""
+        if self._proc is not None and self._proc.pid == pid:
+            if self._proc.poll() is not None:
+                return False
+        else:
+            with contextlib.suppress(ChildProcessError, OSError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:  # reap our own dead child
+                    return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return True  # no /proc: trust kill(0)
+        return b"kafka.Kafka" in cmdline and str(self.config_file).encode() in cmdline
+
+    def pid(self) -> int | None:
+        """Pid of this home's running broker JVM, or None."""
+        pid = self._read_pid()
+        if pid is not None and self._is_our_java(pid):
+            return pid
+        return None
+
+    def is_running(self) -> bool:
+        """True if this home's broker JVM is alive (it may still be starting up)."""
+        return self.pid() is not None
+
+    def is_ready(self, timeout: float = 5.0) -> bool:
+        """True if the broker is running and answers a Kafka metadata request."""
+        if not self.is_running() or not _port_open(self.port):
+            return False
+        try:
+            return _run_coro(self._probe(timeout))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def start(self, timeout: float = 60.0) -> LocalKafka:
+        """Start the broker (fetch, configure, format as needed) and wait until ready.
+
+        Returns immediately if this home's broker is already running and ready. Raises
+        :class:`KafkaError` with the tail of the broker log if it exits or does not
+        become ready within ``timeout`` seconds (a broker that did not come up in time
+        is stopped again).
+        """
+        pid = self.pid()
+        if pid is not None:
+            # Already running (possibly still starting, e.g. from another process).
+            running = self._running_listeners()
+            wanted = self.server_properties()["listeners"]
+            if running is not None and running != wanted:
+                raise KafkaError(
+                    f"a broker from {self.home} is already running (pid {pid}) with "
+                    f"listeners {running}, not {wanted}; stop it first"
+                )
+            self.wait_ready(timeout)
+            return self
+        self.pid_file.unlink(missing_ok=True)
+        self._finish_cds_dump(keep=False)  # leftover of a JVM that died without stop()
+        for p in (self.port, self.controller_port):
+            if _port_open(p):
+                raise KafkaError(
+                    f"port {p} is already in use by another process (another Kafka "
+                    f"broker?); stop it or choose other ports (--port/--controller-port)"
+                )
+        self.fetch()
+        self.write_config()
+        self.format()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            self._java(), *self._jvm_args(), *self._cds_args(), "-cp", self._classpath(),
+            "kafka.Kafka", str(self.config_file),
+        ]
+        with self.console_log.open("ab") as out:
+            out.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting Kafka ====\n".encode())
+            out.flush()
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=str(self.home), start_new_session=True, close_fds=True,
+            )
+        self.pid_file.write_text(f"{self._proc.pid}\n")
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self._stop(30.0, keep_cds=False)
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the broker answers Kafka requests (see :meth:`wait_ready_async`)."""
+        _run_coro(self.wait_ready_async(timeout))
+
+    async def wait_ready_async(self, timeout: float = 60.0) -> None:
+        """Poll until the broker serves a DescribeCluster/metadata request.
+
+        Kafka only enables request processing once the broker is registered and
+        unfenced, so an answer means topics can be created and produced to. Raises
+        :class:`KafkaError` at once, with the log tail, if the JVM exits.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        last_error = "port not open yet"
+        while True:
+            if not self.is_running():
+                raise KafkaError(
+                    f"Kafka ({self.home}) exited during startup. Last lines of "
+                    f"{self.server_log}:\n{_tail(self.server_log)}\n--- {self.console_log} ---\n"
+                    f"{_tail(self.console_log, 20)}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KafkaError(
+                    f"Kafka at {self.bootstrap_servers} not ready after {timeout:.0f}s "
+                    f"({last_error}). Last lines of {self.server_log}:\n{_tail(self.server_log)}"
+                )
+            if await asyncio.to_thread(_port_open, self.port, "127.0.0.1", 0.5):
+                try:
+                    if await self._probe(min(3.0, max(0.5, remaining))):
+                        return
+                    last_error = "broker not in cluster metadata yet"
+                except Exception as exc:  # noqa: BLE001 - keep polling until deadline
+                    last_error = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.2)
+
+    async def _probe(self, timeout: float) -> bool:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        request_ms = max(500, int(timeout * 1000))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers,
+            request_timeout_ms=request_ms,
+            client_id="local-kafka-readiness",
+        )
+        try:
+            await asyncio.wait_for(admin.start(), timeout)
+            info = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        return any(b.get("node_id") == _NODE_ID for b in info.get("brokers", []))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the broker: SIGTERM (clean shutdown), SIGKILL after ``timeout`` s.
+
+        Safe to call when it is not running; always removes the pid file.
+        """
+        self._stop(timeout, keep_cds=True)
+
+    def _stop(self, timeout: float, keep_cds: bool) -> None:
+        pid = self.pid()
+        if pid is not None:
+            self._signal(pid, signal.SIGTERM)
+            if not self._wait_exit(pid, timeout):
+                _say(f"Kafka (pid {pid}) did not stop within {timeout:.0f}s; killing it")
+                keep_cds = False
+                self._signal(pid, signal.SIGKILL)
+                if not self._wait_exit(pid, 10.0):
+                    raise KafkaError(f"could not kill Kafka pid {pid}")
+        # Keep a class-data archive only from a JVM we saw exit through a clean SIGTERM.
+        self._finish_cds_dump(keep=keep_cds and pid is not None)
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                self._proc.wait(timeout=1)
+            self._proc = None
+        self.pid_file.unlink(missing_ok=True)
+
+    @staticmethod
+    def _signal(pid: int, sig: signal.Signals) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ESRCH:
+                raise
+
+    def _wait_exit(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while self._is_our_java(pid):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+        return True
+
+    # --------------------------------------------------------- conveniences
+
+    def __enter__(self) -> LocalKafka:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @contextlib.contextmanager
+    def running(self, timeout: float = 60.0) -> Iterator[LocalKafka]:
+        """Like ``with kafka:`` but with a start timeout."""
+        self.start(timeout)
+        try:
+            yield self
+        finally:
+            self.stop()

@@ -1,0 +1,105 @@
+"""`make up`: the whole platform on this machine — Kafka, then the four services — until Ctrl-C.
+
+Uses the project's own Kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster, and each service's
+embedded SQLite file (.local/data/<service>.db) unless DATABASE_URL names a PostgreSQL server.
+Service logs (JSON lines) go to .local/logs/<service>.log."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from deploy.kafka.local import LocalKafka
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGS = ROOT / ".local" / "logs"
+SERVICES = {"membership": 8001, "events": 8002, "travel": 8003, "finance": 8004}
+
+
+def say(message: str) -> None:
+    print(f"[up] {message}", file=sys.stderr, flush=True)
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return response.status == 200
+    except Exception:
+        return False
+
+
+def main() -> int:
+    kafka: LocalKafka | None = None
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka = LocalKafka()
+        say(f"starting Kafka on {kafka.bootstrap_servers} (first run fetches it from Maven Central)...")
+        kafka.start()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or kafka.bootstrap_servers
+
+    LOGS.mkdir(parents=True, exist_ok=True)
+    processes: dict[str, subprocess.Popen] = {}
+    for name, port in SERVICES.items():
+        log = (LOGS / f"{name}.log").open("ab")
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": os.environ.get(f"{name.upper()}_PORT", str(port))}
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+        say(f"started {name} (pid {processes[name].pid}, log {log.name})")
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        deadline = time.monotonic() + 90
+        waiting = dict(SERVICES)
+        while waiting and not stopping and time.monotonic() < deadline:
+            for name, port in list(waiting.items()):
+                if processes[name].poll() is not None:
+                    say(f"{name} exited with code {processes[name].returncode}; see {LOGS / (name + '.log')}")
+                    return 1
+                if ready(port):
+                    del waiting[name]
+            time.sleep(0.2)
+        if waiting and not stopping:
+            say(f"not ready after 90s: {', '.join(waiting)}; see the logs in {LOGS}")
+            return 1
+        if not stopping:
+            print("\nICC platform is up:", file=sys.stderr)
+            for name, port in SERVICES.items():
+                print(f"  {name:<11} http://127.0.0.1:{port}/docs", file=sys.stderr)
+            print(f"  kafka       {bootstrap}", file=sys.stderr)
+            print(f"  logs        {LOGS}/<service>.log\nPress Ctrl-C to stop everything.\n", file=sys.stderr, flush=True)
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    say(f"{name} exited with code {process.returncode}; see {LOGS / (name + '.log')}; stopping")
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    finally:
+        say("stopping services...")
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                say(f"{name} did not stop in 15s; killing it")
+                process.kill()
+        if kafka is not None:
+            say("stopping Kafka...")
+            kafka.stop()
+        say("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

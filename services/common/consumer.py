@@ -1,0 +1,236 @@
+"""Idempotent batch consumers with dead letters: exactly-once effects over at-least-once delivery.
+
+For each batch from Kafka, in ONE database transaction:
+  1. read every record into an Envelope; records this service does not handle are skipped, and
+     records it cannot read (not a CloudEvent, unknown version, invalid payload) are dead-lettered;
+  2. look up, in bulk, which event ids this consumer has already applied, and skip those;
+  3. let the unit of work prefetch, in bulk, the state the new events touch;
+  4. apply the handler of each new event and record (consumer, event id) as processed;
+  5. commit, and only then commit the Kafka offsets (ack).
+A handler that raises is retried once in isolation (a savepoint per event) and, if it fails
+again, its record goes to the service's dead-letter topic, with the reason, through the outbox
+in the same transaction; the rest of the batch goes on. A database that is unreachable is not
+the message's fault: the batch is rewound (nack) and retried after a back-off.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+from aiokafka import ConsumerRecord
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from contracts.envelope import Envelope, UnreadableEvent, from_record
+from contracts.events import Event
+from contracts.topics import dead_letter_topic
+from services.common.db import ProcessedEvent, UnitOfWork, utcnow
+from services.common.retry import Backoff
+
+log = logging.getLogger("icc.consumer")
+
+Handler = Callable[[Any, Any], Awaitable[None]]
+
+
+class HandlerFailed(Exception):
+    """Raised inside a shared transaction when one handler fails, to redo the batch event by event."""
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    dead_lettered: list[str] = field(default_factory=list)
+
+
+def _is_infrastructure(err: BaseException) -> bool:
+    # Connection loss, locks, serialisation failures: the database's fault, never the message's.
+    return isinstance(err, OperationalError) or (isinstance(err, DBAPIError) and err.connection_invalidated)
+
+
+def record_ref(record: ConsumerRecord) -> str:
+    return f"kafka:{record.topic}:{record.partition}:{record.offset}"
+
+
+def _header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode(errors="replace")
+    return None
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        name: str,
+        handlers: dict[type[Event], Handler],
+        unit_of_work: Callable[[], UnitOfWork],
+        retry_max_seconds: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.handlers = handlers
+        self._unit_of_work = unit_of_work
+        self._handled_types = {event_type.type for event_type in handlers}
+        self._backoff = Backoff(cap=retry_max_seconds)
+        self.totals = {"applied": 0, "duplicates": 0, "skipped": 0, "dead_lettered": 0}
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({event_type.topic.value for event_type in self.handlers})
+
+    def subscribe(self, broker: Any, physical_topic: Callable[[str], str], group_id: str, batch_size: int) -> None:
+        broker.subscriber(
+            *[physical_topic(t) for t in self.topics],
+            batch=True,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            max_records=batch_size,
+            batch_timeout_ms=25,  # FastStream also sleeps this long after an empty poll: it bounds idle latency
+            # We ack ourselves, after the database commit (ACK_FIRST would be at-most-once), and
+            # decide per record what a failure means (NACK_ON_ERROR would replay a poison forever).
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_records,
+            title=f"{self.name}-consumer",
+        )(self.on_batch)
+
+    async def on_batch(self, message: KafkaMessage) -> None:
+        records: Sequence[ConsumerRecord] = message.raw_message
+        try:
+            outcome = await self.apply(records)
+        except Exception as err:
+            delay = self._backoff.next()
+            log.error(
+                "batch not applied; it will be redelivered",
+                extra={"consumer": self.name, "records": len(records), "error": repr(err), "retry_in_s": round(delay, 2)},
+            )
+            await message.nack()  # rewind to the batch's first offsets: nothing is committed past it
+            await asyncio.sleep(delay)
+            return
+        self._backoff.reset()
+        for name, count in (("applied", outcome.applied), ("duplicates", outcome.duplicates),
+                            ("skipped", outcome.skipped), ("dead_lettered", len(outcome.dead_lettered))):
+            self.totals[name] += count
+        await self.after_commit(outcome)
+        await message.ack()
+
+    async def after_commit(self, outcome: BatchOutcome) -> None:
+        """The seam between the database commit and the Kafka ack (fault tests crash here)."""
+        if outcome.dead_lettered:
+            log.warning(
+                "records dead-lettered",
+                extra={"consumer": self.name, "count": len(outcome.dead_lettered), "reasons": outcome.dead_lettered[:5]},
+            )
+
+    async def apply(self, records: Iterable[ConsumerRecord]) -> BatchOutcome:
+        readable: list[tuple[ConsumerRecord, Envelope]] = []
+        unreadable: list[tuple[ConsumerRecord, str]] = []
+        skipped = 0
+        for record in records:
+            event_type = _header(record, "ce_type")
+            if event_type is not None and event_type not in self._handled_types:
+                skipped += 1  # a fact on a shared topic that this service has no use for
+                continue
+            try:
+                readable.append((record, from_record(record.headers or (), record.value)))
+            except UnreadableEvent as err:
+                unreadable.append((record, str(err)))
+        try:
+            outcome = await self._apply(readable, unreadable, isolate=False)
+        except HandlerFailed:
+            outcome = await self._apply(readable, unreadable, isolate=True)
+        outcome.skipped = skipped
+        return outcome
+
+    async def _apply(
+        self,
+        readable: list[tuple[ConsumerRecord, Envelope]],
+        unreadable: list[tuple[ConsumerRecord, str]],
+        *,
+        isolate: bool,
+    ) -> BatchOutcome:
+        outcome = BatchOutcome()
+        async with self._unit_of_work() as uow:
+            ids = [str(env.id) for _, env in readable] + [record_ref(r) for r, _ in unreadable]
+            done = await self._already_processed(uow, ids)
+            processed: list[str] = []
+            await uow.prefetch([env.data for _, env in readable if str(env.id) not in done])
+            for record, envelope in readable:
+                event_id = str(envelope.id)
+                if event_id in done:
+                    outcome.duplicates += 1
+                    continue
+                done.add(event_id)
+                uow.correlation_id = envelope.correlation_id
+                handler = self.handlers[type(envelope.data)]
+                if isolate:
+                    try:
+                        async with uow.savepoint():
+                            await handler(envelope.data, uow)
+                        outcome.applied += 1
+                    except Exception as err:
+                        if _is_infrastructure(err):
+                            raise
+                        reason = f"{envelope.type} handler failed: {type(err).__name__}: {err}"
+                        self._dead_letter(uow, record, reason)
+                        outcome.dead_lettered.append(reason)
+                else:
+                    try:
+                        await handler(envelope.data, uow)
+                    except Exception as err:
+                        if _is_infrastructure(err):
+                            raise
+                        raise HandlerFailed from err
+                    outcome.applied += 1
+                processed.append(event_id)
+            for record, reason in unreadable:
+                ref = record_ref(record)
+                if ref in done:
+                    outcome.duplicates += 1
+                    continue
+                self._dead_letter(uow, record, reason)
+                outcome.dead_lettered.append(reason)
+                processed.append(ref)
+            if processed:  # one multi-row INSERT for the whole batch
+                now = utcnow()
+                await uow.session.execute(
+                    insert(ProcessedEvent), [{"consumer": self.name, "event_id": i, "processed_at": now} for i in processed]
+                )
+            await uow.commit()
+        return outcome
+
+    async def _already_processed(self, uow: UnitOfWork, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = await uow.session.scalars(
+            select(ProcessedEvent.event_id).where(ProcessedEvent.consumer == self.name, ProcessedEvent.event_id.in_(ids))
+        )
+        return set(rows)
+
+    def _dead_letter(self, uow: UnitOfWork, record: ConsumerRecord, reason: str) -> None:
+        headers = [[name, raw.decode(errors="replace")] for name, raw in record.headers or ()]
+        headers += [
+            ["dlq_reason", reason],
+            ["dlq_consumer", self.name],
+            ["dlq_topic", record.topic],
+            ["dlq_partition", str(record.partition)],
+            ["dlq_offset", str(record.offset)],
+            ["dlq_failed_at", utcnow().isoformat()],
+        ]
+        uow.add_outbox(
+            message_id=f"dlq-{uuid4()}",
+            topic=dead_letter_topic(uow.service),
+            key=record.key.decode(errors="replace") if record.key else None,
+            value=record.value or b"",
+            headers=headers,
+        )
+
+
+async def _raw_records(message: Any) -> Any:
+    # Hand the handler the raw records: decoding is ours, so a malformed body cannot fail the batch.
+    return message.raw_message

@@ -1,0 +1,220 @@
+"""Database setup shared by all services: engines for SQLite (embedded default) and PostgreSQL
+(schema per service), money columns in integer cents, the machinery tables, the unit of work,
+and Alembic migrations applied before a service takes traffic."""
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, TypeDecorator, event, insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from contracts.envelope import Envelope, to_headers, to_value, wrap
+from contracts.events import Event
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Cents(TypeDecorator[Decimal]):
+    """A Decimal euro amount stored as integer cents: exact on SQLite and PostgreSQL alike."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        cents = value * 100
+        if cents != cents.to_integral_value():
+            raise ValueError(f"{value} has fractions of a cent; round it with contracts.money.to_cents first")
+        return int(cents)
+
+    def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
+        return None if value is None else Decimal(value).scaleb(-2)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps always come back timezone-aware in UTC (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class MachineryBase(DeclarativeBase):
+    pass
+
+
+class OutboxMessage(MachineryBase):
+    """A Kafka record waiting to be published, written in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox"
+
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str | None] = mapped_column(String(200))
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[list[list[str]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+
+
+
+class ProcessedEvent(MachineryBase):
+    """One row per event a consumer has applied, committed with the effect: the dedupe key."""
+
+    __tablename__ = "processed_events"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual postgres:// and postgresql:// forms and use the async driver."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "asyncpg":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, schema: str) -> AsyncEngine:
+    url = normalise_url(url.replace("postgres://", "postgresql://", 1))
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN (savepoints need it)
+            cursor = dbapi_connection.cursor()
+            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL"):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            # Take the write lock up front: a deferred transaction that upgrades later fails with
+            # "database is locked" without waiting, whatever busy_timeout says.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": schema}},
+    )
+
+
+def alembic_config(service_migrations: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join([str(MIGRATIONS / "versions"), str(service_migrations)]))
+    return config
+
+
+async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path) -> None:
+    """Bring the machinery tables and the service's own tables to the newest revision."""
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as connection:
+            await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    config = alembic_config(service_migrations)
+
+    def upgrade(sync_connection: Any) -> None:
+        config.attributes["connection"] = sync_connection
+        command.upgrade(config, "heads")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(upgrade)
+
+
+class UnitOfWork:
+    """One database transaction: the state change and the events it causes commit together.
+
+    Services subclass it to add their repositories as attributes built on `self.session`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], service: str, on_commit: Callable[[], None]) -> None:
+        self._sessions = sessions
+        self.service = service
+        self._on_commit = on_commit
+        self.correlation_id: Any = None  # set by consumers: what a handler emits carries the cause's id
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self._outbox: list[dict[str, Any]] = []
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.rollback()  # no-op after commit; discards anything left uncommitted
+        await self.session.close()
+
+    async def prefetch(self, events: list[Event]) -> None:
+        """Load, in a few queries, the state a batch of incoming events will touch.
+
+        Consumers call it once per batch before the handlers run, so that handlers find what they
+        need in the repositories without a query per event. Services override it; default: nothing."""
+
+    def emit(self, event: Event, correlation_id: Any = None) -> Envelope:
+        """Record an integration event to be published once this transaction commits."""
+        envelope = wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id)
+        self.add_outbox(
+            message_id=str(envelope.id),
+            topic=envelope.data.topic.value,
+            key=envelope.key,
+            value=to_value(envelope),
+            headers=[[name, raw.decode()] for name, raw in to_headers(envelope)],
+        )
+        return envelope
+
+    def add_outbox(self, *, message_id: str, topic: str, key: str | None, value: bytes, headers: list[list[str]]) -> None:
+        self._outbox.append(
+            {"message_id": message_id, "topic": topic, "key": key, "value": value, "headers": headers, "created_at": utcnow()}
+        )
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Undo everything inside, outbox rows included, if it raises."""
+        pending = len(self._outbox)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self._outbox[pending:]
+            raise
+
+    async def commit(self) -> None:
+        # Outbox rows go in as one multi-row INSERT: a batch of 500 events is one statement, not 500.
+        published = bool(self._outbox)
+        if published:
+            await self.session.execute(insert(OutboxMessage), self._outbox)
+            self._outbox = []
+        await self.session.commit()
+        if published:
+            self._on_commit()

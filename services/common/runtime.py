@@ -1,0 +1,167 @@
+"""Service defaults: what every service process runs besides its own rules.
+
+`build_service` turns a service's parts (settings, unit of work, routes, event handlers,
+migrations) into a FastAPI app whose lifespan applies migrations before taking traffic, runs the
+outbox relay, connects the FastStream broker (waiting out an absent broker), and serves
+`/health` and `/ready`. All four services are built by it, identically."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from contracts.events import Event
+from contracts.topics import dead_letter_topic
+from services.common.consumer import EventConsumer, Handler
+from services.common.db import UnitOfWork, create_engine, migrate
+from services.common.errors import install_error_handlers
+from services.common.kafka import create_broker, create_producer, ensure_topics
+from services.common.logs import configure_logging
+from services.common.outbox import OutboxRelay
+from services.common.retry import Backoff
+from services.common.settings import ServiceSettings
+
+log = logging.getLogger("icc.runtime")
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    uow_class: type[UnitOfWork]
+    broker: KafkaBroker
+    relay: OutboxRelay
+    consumer: EventConsumer | None
+    broker_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return self.uow_class(self.sessions, self.settings.service, self.relay.wake)
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+def get_unit_of_work(request: Request) -> UnitOfWork:
+    return request.app.state.runtime.unit_of_work()
+
+
+Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/health", summary="The process is alive")
+async def alive(runtime: Runtime) -> dict[str, str]:
+    return {"status": "ok", "service": runtime.settings.service}
+
+
+@health.get("/ready", summary="Database and broker reachable", responses={503: {"description": "not ready"}})
+async def ready(runtime: Runtime) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.engine.connect() as connection:
+            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
+        checks["database"] = "ok"
+    except Exception as err:
+        checks["database"] = f"unreachable: {err!r}"
+    if not runtime.broker_connected.is_set():
+        checks["broker"] = f"not connected yet ({runtime.settings.kafka_bootstrap_servers}); retrying"
+    elif await runtime.broker.ping(timeout=2):
+        checks["broker"] = "ok"
+    else:
+        checks["broker"] = f"unreachable at {runtime.settings.kafka_bootstrap_servers}"
+    checks["outbox_pending"] = str(await runtime.relay.pending()) if checks["database"] == "ok" else "unknown"
+    ok = checks["database"] == "ok" and checks["broker"] == "ok"
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+async def _connect_broker(runtime: ServiceRuntime, topics: list[str]) -> None:
+    """Start consuming as soon as the broker answers; until then the API and the outbox keep working."""
+    settings = runtime.settings
+    backoff = Backoff(cap=settings.retry_max_seconds)
+    warned = False
+    while True:
+        try:
+            await ensure_topics(settings, topics)
+            await runtime.broker.start()
+            runtime.broker_connected.set()
+            log.info("connected to kafka", extra={"bootstrap": settings.kafka_bootstrap_servers})
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            delay = backoff.next()
+            if not warned:
+                log.warning(
+                    "kafka not reachable; the service runs and keeps events in its outbox until it is",
+                    extra={"bootstrap": settings.kafka_bootstrap_servers, "error": repr(err)},
+                )
+                warned = True
+            with suppress(Exception):
+                await runtime.broker.stop()
+            await asyncio.sleep(delay)
+
+
+def build_service(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    uow_class: type[UnitOfWork],
+    migrations: Path,
+    routers: list[APIRouter],
+    handlers: dict[type[Event], Handler] | None = None,
+    produces: list[str] | None = None,
+    configure: Callable[[FastAPI], None] | None = None,
+) -> FastAPI:
+    engine = create_engine(settings.db_url, settings.db_schema)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    broker = create_broker(settings)
+    relay = OutboxRelay(sessions, settings, lambda: create_producer(settings))
+    runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None)
+    if handlers:
+        runtime.consumer = EventConsumer(settings.service, handlers, runtime.unit_of_work, settings.retry_max_seconds)
+        runtime.consumer.subscribe(broker, settings.physical_topic, settings.consumer_group, settings.consumer_batch_size)
+    topics = sorted({*(produces or []), dead_letter_topic(settings.service), *(runtime.consumer.topics if runtime.consumer else [])})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.service)
+        await migrate(engine, settings.db_schema, migrations)
+        runtime.tasks = [
+            asyncio.create_task(relay.run(), name=f"{settings.service}-outbox-relay"),
+            asyncio.create_task(_connect_broker(runtime, topics), name=f"{settings.service}-broker"),
+        ]
+        log.info("service started", extra={"service": settings.service, "database": engine.url.render_as_string()})
+        try:
+            yield
+        finally:
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            with suppress(Exception):
+                await broker.stop()
+            await engine.dispose()
+            log.info("service stopped", extra={"service": settings.service})
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(health)
+    for router in routers:
+        app.include_router(router)
+    if configure:
+        configure(app)
+    return app

@@ -1,0 +1,22 @@
+"""Composition root of the travel service."""
+
+from pathlib import Path
+
+from contracts.topics import Topic
+from services.common.runtime import build_service
+from services.travel.db import TravelUnitOfWork
+from services.travel.handlers import HANDLERS
+from services.travel.settings import TravelSettings
+
+
+def build_app(settings: TravelSettings | None = None):
+    return build_service(
+        settings or TravelSettings(),
+        title="ICC travel",
+        description="Delegates' travel claims under the funding rule, and expert visits.",
+        uow_class=TravelUnitOfWork,
+        migrations=Path(__file__).parent / "migrations",
+        routers=[],
+        handlers=HANDLERS,
+        produces=[Topic.CLAIMS],
+    )

@@ -1,0 +1,106 @@
+"""Where the real parts come from.
+
+Kafka: KAFKA_BOOTSTRAP_SERVERS if set; else testcontainers' Kafka when a Docker engine answers;
+else the project's own broker (deploy/kafka, fetched from Maven Central), started if needed.
+PostgreSQL: DATABASE_URL (a postgresql URL) if set; else testcontainers when Docker answers;
+else the local server that `make postgres` / `.ci/run` start (ICC_TEST_POSTGRES_URL).
+Every test that touches a database runs on SQLite and on PostgreSQL (the `database_url` fixture).
+"""
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.kafka.local import LocalKafka
+
+LOCAL_POSTGRES = "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    kafka = LocalKafka()
+    started_here = not kafka.is_ready()
+    kafka.start()
+    yield kafka.bootstrap_servers
+    if started_here:
+        kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgresql", "postgres:")):
+        if _docker_answers():
+            from testcontainers.postgres import PostgresContainer
+
+            with PostgresContainer("postgres:16", driver="asyncpg") as container:
+                yield container.get_connection_url()
+            return
+        url = os.environ.get("ICC_TEST_POSTGRES_URL", LOCAL_POSTGRES)
+    _require_reachable(url)
+    yield url
+
+
+def _require_reachable(url: str) -> None:
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username, password=parsed.password,
+            database=parsed.database, timeout=5,
+        )
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as err:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {parsed.render_as_string()} ({err!r}). "
+            "Run 'make postgres' (installs and starts Debian's server) or set DATABASE_URL.",
+            pytrace=False,
+        )
+
+
+Databases = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Databases:
+    """Settings for each service's own database: a fresh SQLite file, or a fresh schema on PostgreSQL."""
+    if request.param == "sqlite":
+        return lambda service: {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/{service}.db"}
+    url = request.getfixturevalue("postgres_server_url")
+    run = uuid.uuid4().hex[:10]
+    return lambda service: {"DATABASE_URL": url, "database_schema": f"t{run}_{service}"}
+
+
+@pytest.fixture
+def sqlite_only(tmp_path: Path) -> Databases:
+    return lambda service: {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/{service}.db"}

@@ -1,0 +1,112 @@
+"""Test helpers: polling with a deadline, running a service in-process, reading topics."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from fastapi import FastAPI
+
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds saying what never happened."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await probe()
+        except AssertionError as err:
+            last = err
+        else:
+            if last:
+                return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r})")
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in this process: its lifespan (migrations, relay, consumers) and an HTTP client."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+async def consumed(app: FastAPI, timeout: float = 30.0) -> None:
+    """Wait until the service's consumer has joined its group and been given partitions."""
+    runtime = app.state.runtime
+
+    async def joined() -> bool:
+        return runtime.broker_connected.is_set() and any(
+            s.consumer is not None and s.consumer.assignment() for s in runtime.broker.subscribers
+        )
+
+    await eventually(joined, timeout=timeout, what=f"{runtime.settings.service} consumer joining its group")
+
+
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+async def read_topic(bootstrap: str, topic: str, *, at_least: int = 0, timeout: float = 20.0) -> list[ConsumerRecord]:
+    """Every record on `topic` from the start, waiting until there are `at_least` of them."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+            if at_least and len(records) >= at_least:
+                # one more short read: anything beyond `at_least` (a duplicate) must show too
+                for partition_records in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(partition_records)
+                break
+            if not at_least and not batch and records:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+def header(record: ConsumerRecord, name: str) -> str | None:
+    return next((v.decode() for k, v in record.headers if k == name), None)
+
+
+async def committed_everything(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Whether `group` has committed offsets up to the end of every partition of `topics` (no lag)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await probe.start()
+    try:
+        described = await admin.describe_topics(topics)
+        partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+        committed = await admin.list_consumer_group_offsets(group)
+        ends = await probe.end_offsets(partitions)
+        return all(committed.get(tp) is not None and committed[tp].offset >= end for tp, end in ends.items() if end > 0)
+    finally:
+        await probe.stop()
+        await admin.close()
