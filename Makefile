@@ -32,7 +32,7 @@ postgres:
 	@bash deploy/postgres/ensure.sh
 
 bench: setup
-	@$(PY) -m bench
+	@$(PY) -m bench $(ARGS)
 
 asyncapi: setup
 	@$(PY) -m contracts.asyncapi > contracts/asyncapi.json

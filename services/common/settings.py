@@ -12,8 +12,8 @@ LOCAL_DATA = REPO_ROOT / ".local" / "data"
 
 class ServiceSettings(BaseSettings):
     """Read from the environment. `DATABASE_URL` may be shared by all four services: on PostgreSQL
-    each service keeps its tables in its own schema (named after the service), so one server and
-    one database serve the whole platform. `<SERVICE>_DATABASE_URL` overrides it for one service."""
+    each service keeps its tables in its own schema (named after the service, or DATABASE_SCHEMA),
+    so one server and one database serve the whole platform."""
 
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 

@@ -91,3 +91,16 @@ def test_a_newer_producer_may_add_fields() -> None:
 def test_unreadable_records_say_why(headers: list, value: bytes, reason: str) -> None:
     with pytest.raises(UnreadableEvent, match=reason):
         from_record(headers, value)
+
+
+def test_the_asyncapi_document_lists_every_topic_and_event_from_the_code() -> None:
+    from contracts.asyncapi import document
+    from contracts.events import Event
+
+    doc = document()
+    addresses = {channel["address"] for channel in doc["channels"].values()}
+    assert {t.value for t in {e.topic for e in Event.registry.values()}} <= addresses
+    assert "icc.finance.dead-letter" in addresses
+    for required in ["CityJoined_v1", "WorkshopScheduled_v1", "TravelClaimed_v1", "InvoiceIssued_v1"]:
+        assert required in doc["components"]["messages"]
+    assert doc["components"]["schemas"]["InvoiceIssued"]["properties"]["amount"]["type"] == "string"
