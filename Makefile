@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing Python dependencies into $(VENV) ..."
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev]'
+	@echo "installing Python dependencies into $(VENV) (log: .local/pip-install.log) ..."
+	@mkdir -p .local
+	@( $(PY) -m pip install --upgrade pip && $(PY) -m pip install -e '.[dev]' ) > .local/pip-install.log 2>&1 \
+		|| { tail -30 .local/pip-install.log; echo "pip install failed: see .local/pip-install.log"; exit 1; }
 	@touch $@
 
 setup: $(VENV)/.installed
