@@ -93,6 +93,14 @@ class WorkshopScheduled(Event):
     funded_quota_per_city: int
 
 
+class WorkshopRescheduled(Event):
+    topic = Topic.WORKSHOPS
+    key_field = "workshop_id"
+    workshop_id: UUID
+    starts_on: date
+    ends_on: date
+
+
 class WorkshopCancelled(Event):
     topic = Topic.WORKSHOPS
     key_field = "workshop_id"
@@ -100,13 +108,46 @@ class WorkshopCancelled(Event):
 
 
 class DelegateRegistered(Event):
+    """A member city's delegate registered: seated ("registered") or on the waiting list."""
+
     topic = Topic.WORKSHOPS
     key_field = "workshop_id"
     registration_id: UUID
     workshop_id: UUID
     city_id: UUID
+    delegate_name: str
     delegate_email: str
     status: Literal["registered", "waitlisted"]
+    funded: bool  # within the city's funded quota for this event; otherwise self-funded
+
+
+class RegistrationCancelled(Event):
+    topic = Topic.WORKSHOPS
+    key_field = "workshop_id"
+    registration_id: UUID
+    workshop_id: UUID
+    city_id: UUID
+
+
+class RegistrationPromoted(Event):
+    """A waitlisted delegate got the seat someone freed (first come, first served)."""
+
+    topic = Topic.WORKSHOPS
+    key_field = "workshop_id"
+    registration_id: UUID
+    workshop_id: UUID
+    city_id: UUID
+    funded: bool
+
+
+class RegistrationFundingChanged(Event):
+    """A registration moved inside or outside its city's funded quota (a funded colleague cancelled)."""
+
+    topic = Topic.WORKSHOPS
+    key_field = "workshop_id"
+    registration_id: UUID
+    workshop_id: UUID
+    city_id: UUID
     funded: bool
 
 
@@ -114,17 +155,37 @@ class DelegateRegistered(Event):
 
 
 class TravelClaimed(Event):
+    """A delegate's claim, decided by travel's rules. Finance commits `coe_funded` on `budget_line`."""
+
     topic = Topic.CLAIMS
     key_field = "claim_id"
     claim_id: UUID
-    registration_id: UUID | None = None
-    workshop_id: UUID | None = None
+    registration_id: UUID
+    workshop_id: UUID
     city_id: UUID
+    delegate_email: str
     european: bool
-    budget_line: BudgetLine
+    budget_line: BudgetLine  # "delegate_travel"
     coe_funded: Money
     city_borne: Money
     submitted_on: date
+    event_year: int  # the budget year: the year the event starts
+
+
+class ExpertVisitClaimed(Event):
+    """The costs of an expert visit (expert and CoE representative) to a city.
+
+    For a European city they are CoE-funded on the `expert_visits` line (`coe_funded`); for a
+    non-European city they are recharged to it (`recharged`): finance invoices them."""
+
+    topic = Topic.CLAIMS
+    key_field = "claim_id"
+    claim_id: UUID  # the expert visit's id
+    city_id: UUID
+    european: bool
+    visit_date: date
+    coe_funded: Money
+    recharged: Money
 
 
 # --- finance ------------------------------------------------------------------------------
@@ -152,7 +213,22 @@ class PaymentReceived(Event):
     reference: str
 
 
+class CreditNoteIssued(Event):
+    """Cancels (part of) an invoice; invoices are never deleted."""
+
+    topic = Topic.INVOICES
+    key_field = "invoice_id"
+    credit_note_id: UUID
+    invoice_id: UUID
+    city_id: UUID
+    amount: Money
+    reason: str
+    issued_on: date
+
+
 class ReimbursementApproved(Event):
+    """Finance committed the claim's CoE-funded amount on its budget line (amount 0: nothing to fund)."""
+
     topic = Topic.REIMBURSEMENTS
     key_field = "claim_id"
     claim_id: UUID
@@ -162,6 +238,8 @@ class ReimbursementApproved(Event):
 
 
 class ReimbursementHeld(Event):
+    """The line's headroom does not cover the claim in full: held, released first come first served."""
+
     topic = Topic.REIMBURSEMENTS
     key_field = "claim_id"
     claim_id: UUID
@@ -169,3 +247,31 @@ class ReimbursementHeld(Event):
     budget_line: BudgetLine
     year: int
     reason: str
+
+
+class ReimbursementPaid(Event):
+    topic = Topic.REIMBURSEMENTS
+    key_field = "claim_id"
+    claim_id: UUID
+    amount: Money
+    paid_on: date
+
+
+class ReimbursementRejected(Event):
+    topic = Topic.REIMBURSEMENTS
+    key_field = "claim_id"
+    claim_id: UUID
+    reason: str
+
+
+class BudgetSet(Event):
+    """Finance set a year's allocations per line (administration: the planned administrative cost)."""
+
+    topic = Topic.BUDGETS
+    key_field = "year"
+    year: int
+    administration: Money
+    delegate_travel: Money
+    expert_visits: Money
+    index_analysis: Money
+    events: Money
