@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: up test setup kafka kafka-stop postgres bench asyncapi clean
+.PHONY: up test setup kafka kafka-stop postgres chromium bench demo asyncapi clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ up: setup
 	@$(PY) -m deploy.up
 
 # PostgreSQL: the local Debian server, unless DATABASE_URL already points at one.
-test: setup $(if $(DATABASE_URL),,postgres)
+test: setup chromium $(if $(DATABASE_URL),,postgres)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 kafka: setup
@@ -31,6 +31,15 @@ kafka-stop: setup
 
 postgres:
 	@bash deploy/postgres/ensure.sh
+
+# Debian's chromium for the dashboard's browser test (Playwright drives it; it never downloads one).
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium (first run only)..."; \
+		apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+
+# While `make up` runs (in another terminal): a network year through the public APIs.
+demo: setup
+	@$(PY) -m deploy.demo $(ARGS)
 
 bench: setup
 	@$(PY) -m bench $(ARGS)

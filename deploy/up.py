@@ -75,6 +75,7 @@ def main() -> int:
             print("\nICC platform is up:", file=sys.stderr)
             for name, port in SERVICES.items():
                 print(f"  {name:<11} http://127.0.0.1:{port}/docs", file=sys.stderr)
+            print(f"  dashboard   http://127.0.0.1:{SERVICES['finance']}/dashboard", file=sys.stderr)
             print(f"  kafka       {bootstrap}", file=sys.stderr)
             print(f"  logs        {LOGS}/<service>.log\nPress Ctrl-C to stop everything.\n", file=sys.stderr, flush=True)
         while not stopping:

@@ -110,3 +110,27 @@ async def committed_everything(bootstrap: str, group: str, topics: list[str]) ->
     finally:
         await probe.stop()
         await admin.close()
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Serve a service over real HTTP on a free loopback port (for a browser); yields its base URL."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: _started(server), timeout=30, what="the HTTP server starting")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def _started(server) -> bool:
+    return server.started

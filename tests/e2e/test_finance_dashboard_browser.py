@@ -1,0 +1,68 @@
+"""The finance dashboard in a real headless browser (Debian's chromium driven by Playwright):
+it renders the live figures and a payment moves them within a second, without a reload."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.e2e.test_join_to_invoice import join
+from tests.support import eventually, running, serving
+
+SCREENSHOTS = Path(__file__).parents[2] / ".local" / "screenshots"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-quic", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser():
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is missing: run `make chromium` (apt-get install chromium)"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        await browser.close()
+
+
+async def test_a_payment_moves_the_dashboard_within_a_second(platform_sqlite, browser) -> None:
+    platform = platform_sqlite
+    membership_app, finance_app = platform.membership(), platform.finance()
+    async with running(membership_app) as membership, running(finance_app) as finance, serving(finance_app) as finance_url:
+        city = await join(membership, agreement="2026-03-15")
+
+        async def invoiced():
+            return (await finance.get("/invoices", params={"city_id": city["id"]})).json()
+
+        [invoice] = await eventually(invoiced, what="the contribution invoice")
+
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(f"{finance_url}/dashboard?year={invoice['year']}")
+        await page.wait_for_function("document.querySelector('[data-testid=live]').classList.contains('on')", timeout=15_000)
+        invoiced_cell = page.get_by_test_id("contributions-invoiced")
+        await page.wait_for_function(
+            "document.querySelector('[data-testid=contributions-invoiced]').textContent === '5 000.00'", timeout=15_000
+        )
+        assert await page.get_by_test_id("contributions-received").text_content() == "0.00"
+        assert await invoiced_cell.text_content() == "5 000.00"
+        snapshots_before = int(await page.evaluate("document.body.dataset.snapshots"))
+
+        paid = await finance.post(f"/invoices/{invoice['id']}/payments",
+                                  json={"amount": "2500.00", "paid_on": "2026-11-20", "reference": "BANK-TEST-1"})
+        assert paid.status_code in (200, 201), paid.text
+        posted = time.monotonic()
+        await page.wait_for_function(
+            "document.querySelector('[data-testid=contributions-received]').textContent === '2 500.00'", timeout=1_000
+        )
+        moved_after = time.monotonic() - posted
+        assert await page.get_by_test_id("contributions-outstanding").text_content() == "2 500.00"
+        assert int(await page.evaluate("document.body.dataset.snapshots")) > snapshots_before  # pushed, not reloaded
+        assert "PaymentReceived" in await page.get_by_test_id("recent-events").text_content()
+        assert errors == []
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=SCREENSHOTS / "dashboard.png", full_page=True)
+        print(f"dashboard moved {moved_after * 1000:.0f} ms after the payment; screenshot {SCREENSHOTS / 'dashboard.png'}")
