@@ -167,6 +167,7 @@ class EventConsumer:
                     continue
                 done.add(event_id)
                 uow.correlation_id = envelope.correlation_id
+                uow.cause = envelope  # handlers that trace figures to events read its id and time
                 handler = self.handlers[type(envelope.data)]
                 if isolate:
                     try:

@@ -165,6 +165,7 @@ class UnitOfWork:
         self.service = service
         self._on_commit = on_commit
         self.correlation_id: Any = None  # set by consumers: what a handler emits carries the cause's id
+        self.cause: Envelope | None = None  # set by consumers: the event being applied
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
