@@ -119,7 +119,10 @@ class OutboxRelay:
 
 
 async def _close_quietly(producer: AIOKafkaProducer) -> None:
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives as
+    # stop() completes, and the relay would then retry forever instead of shutting down.
     try:
-        await asyncio.wait_for(producer.stop(), timeout=5)
+        async with asyncio.timeout(5):
+            await producer.stop()
     except Exception:  # a producer that never connected may fail to stop; nothing to salvage
         pass

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from contracts.topics import Topic
 from services.common.runtime import build_service
-from services.events.api import router
+from services.events.api import install_error_handlers, routers
 from services.events.db import EventsUnitOfWork
 from services.events.handlers import HANDLERS
 from services.events.settings import EventsSettings
@@ -14,10 +14,16 @@ def build_app(settings: EventsSettings | None = None):
     return build_service(
         settings or EventsSettings(),
         title="ICC network events",
-        description="Organisers schedule workshops, study visits and high-level meetings; member cities' delegates register.",
+        description=(
+            "Organisers schedule, reschedule and cancel thematic workshops, study visits and high-level meetings; "
+            "member cities' delegates register, with a waiting list and a funded quota per city. Events learns "
+            "which cities are members from `CityJoined`/`CityLeft` and publishes its own facts on "
+            "`icc.events.workshops`, keyed by event id."
+        ),
         uow_class=EventsUnitOfWork,
         migrations=Path(__file__).parent / "migrations",
-        routers=[router],
+        routers=routers,
         handlers=HANDLERS,
         produces=[Topic.WORKSHOPS],
+        configure=install_error_handlers,
     )

@@ -1,9 +1,15 @@
-"""Events handlers: organisers' commands and the membership facts events keeps."""
+"""Events handlers: organisers' and delegates' commands, and the membership facts events keeps."""
+
+from datetime import date, datetime
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
 
 from contracts.events import CityJoined, CityLeft
+from services.common.errors import Conflict
 from services.events import domain
 from services.events.db import EventsUnitOfWork
-from services.events.domain import MemberCity, Workshop
+from services.events.domain import MemberCity, Registration, Workshop
 
 
 async def schedule_workshop(uow: EventsUnitOfWork, **details) -> Workshop:
@@ -14,17 +20,75 @@ async def schedule_workshop(uow: EventsUnitOfWork, **details) -> Workshop:
     return workshop
 
 
+async def reschedule_workshop(
+    uow: EventsUnitOfWork, workshop_id: UUID, starts_on: date, ends_on: date, capacity: int | None, today: date
+) -> Workshop:
+    workshop = await uow.workshops.get(workshop_id, for_update=True)
+    for event in workshop.reschedule(starts_on, ends_on, capacity, today):
+        uow.emit(event)
+    await uow.commit()
+    return workshop
+
+
+async def cancel_workshop(uow: EventsUnitOfWork, workshop_id: UUID, today: date) -> Workshop:
+    workshop = await uow.workshops.get(workshop_id, for_update=True)
+    uow.emit(workshop.cancel(today))
+    await uow.commit()
+    return workshop
+
+
+async def register_delegate(
+    uow: EventsUnitOfWork,
+    workshop_id: UUID,
+    city_id: UUID,
+    delegate_name: str,
+    delegate_email: str,
+    today: date,
+    now: datetime,
+) -> tuple[Workshop, Registration]:
+    # The workshop row is locked first: concurrent registrations queue here, one seat count at a time.
+    workshop = await uow.workshops.get(workshop_id, for_update=True)
+    city = await uow.member_cities.get(city_id)
+    registration, events = workshop.register(city_id, city, delegate_name, delegate_email, today, now)
+    for event in events:
+        uow.emit(event)
+    already = f"{registration.delegate_email} is already registered for {workshop.title!r}"  # a failed commit expires objects
+    try:
+        await uow.commit()
+    except IntegrityError:  # the unique index caught a double registration the lock did not see
+        raise Conflict(already) from None
+    return workshop, registration
+
+
+async def cancel_registration(
+    uow: EventsUnitOfWork, workshop_id: UUID, registration_id: UUID, today: date, now: datetime
+) -> tuple[Workshop, Registration]:
+    workshop = await uow.workshops.get(workshop_id, for_update=True)
+    registration, events = workshop.cancel_registration(registration_id, today, now)
+    for event in events:
+        uow.emit(event)
+    await uow.commit()
+    return workshop, registration
+
+
+# --- facts learnt from membership (batch consumer: no commit here) ---------------------------
+
+
 async def on_city_joined(event: CityJoined, uow: EventsUnitOfWork) -> None:
     city = await uow.member_cities.get(event.city_id)
     if city is None:
         uow.member_cities.add(MemberCity(event.city_id, event.name, event.european, event.joined_on))
     else:
-        city.joined_on, city.left_on, city.european = event.joined_on, None, event.european
+        city.joined(event.name, event.european, event.joined_on)
 
 
 async def on_city_left(event: CityLeft, uow: EventsUnitOfWork) -> None:
-    if city := await uow.member_cities.get(event.city_id):
-        city.left_on = event.effective_on
+    city = await uow.member_cities.get(event.city_id)
+    if city is None:
+        # Known only as a city that left: its delegates are refused, not told to retry.
+        uow.member_cities.add(MemberCity(event.city_id, None, None, None, left_on=event.effective_on))
+    else:
+        city.left(event.effective_on)
 
 
 HANDLERS = {CityJoined: on_city_joined, CityLeft: on_city_left}

@@ -1,13 +1,29 @@
-"""Membership tables, mapped onto the plain domain classes, and the unit of work's repository."""
+"""Membership tables, mapped onto the plain domain classes, the repositories and the unit of work."""
 
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, Date, Integer, Numeric, String, Table, Uuid, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    Uuid,
+    select,
+    text,
+)
 from sqlalchemy.orm import registry
 
-from services.common.db import UnitOfWork
+from services.common.db import UnitOfWork, UtcDateTime
 from services.common.errors import NotFound
-from services.membership.domain import City
+from services.membership.domain import City, CityStatus, ExpertVisit
+from services.membership.index import Indexed, IndexScore, IndexSubmission, Waiting
 
 mapper = registry()
 
@@ -26,8 +42,47 @@ cities = Table(
     Column("agreement_signed_on", Date),
     Column("joined_on", Date),
     Column("left_on", Date),
+    Column("contact", String(300)),
 )
+
+index_submissions = Table(
+    "index_submissions",
+    mapper.metadata,
+    Column("number", Integer, primary_key=True, autoincrement=True),
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("city_id", Uuid, ForeignKey("cities.id"), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("answers", JSON, nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("analysed_on", Date),
+    Column("analyst", String(200)),
+    Column("result", JSON(none_as_null=True)),
+    # One submission per city waits in the queue at a time, even under concurrent submissions.
+    Index(
+        "uq_index_submission_waiting",
+        "city_id",
+        unique=True,
+        sqlite_where=text("analysed_on IS NULL"),
+        postgresql_where=text("analysed_on IS NULL"),
+    ),
+)
+
+expert_visits = Table(
+    "expert_visits",
+    mapper.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("city_id", Uuid, ForeignKey("cities.id"), nullable=False, index=True),
+    Column("visit_date", Date, nullable=False),
+    Column("experts", JSON, nullable=False),
+    Column("coe_representatives", JSON, nullable=False),
+    Column("profile_summary", Text),
+    Column("profile_url", String(500)),
+    Column("profile_recorded_on", Date),
+)
+
 mapper.map_imperatively(City, cities)
+mapper.map_imperatively(IndexSubmission, index_submissions)
+mapper.map_imperatively(ExpertVisit, expert_visits)
 
 
 class CityRepository:
@@ -50,8 +105,84 @@ class CityRepository:
         return list(await self.session.scalars(query))
 
 
+class IndexRepository:
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def add(self, submission: IndexSubmission) -> None:
+        self.session.add(submission)
+
+    async def waiting_for(self, city_id: UUID) -> IndexSubmission | None:
+        query = select(IndexSubmission).where(index_submissions.c.city_id == city_id, index_submissions.c.analysed_on.is_(None))
+        return (await self.session.scalars(query)).first()
+
+    async def waiting(self) -> list[Waiting]:
+        """Every submission not analysed yet, with the city facts the queue order depends on."""
+        s, c = index_submissions.c, cities.c
+        query = (
+            select(s.id, s.city_id, c.name, s.submitted_at, s.number, c.statement_signed_on)
+            .join(cities, c.id == s.city_id)
+            .where(s.analysed_on.is_(None))
+        )
+        return [Waiting(*row) for row in await self.session.execute(query)]
+
+    async def get_waiting_for_update(self, submission_id: UUID) -> IndexSubmission | None:
+        """The submission, locked (PostgreSQL), if it still waits: two analysts never take the same one."""
+        query = (
+            select(IndexSubmission)
+            .where(index_submissions.c.id == submission_id, index_submissions.c.analysed_on.is_(None))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).first()
+
+    async def latest_analysed(self, city_id: UUID) -> IndexSubmission | None:
+        query = (
+            select(IndexSubmission)
+            .where(index_submissions.c.city_id == city_id, index_submissions.c.analysed_on.is_not(None))
+            .order_by(index_submissions.c.number.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(query)).first()
+
+    async def network(self, version: int) -> list[Indexed]:
+        """The latest analysed result, on questionnaire `version`, of every member city."""
+        s, c = index_submissions.c, cities.c
+        query = (
+            select(s.city_id, c.population, c.foreign_born_share, s.result)
+            .join(cities, c.id == s.city_id)
+            .where(c.status == CityStatus.MEMBER, s.version == version, s.analysed_on.is_not(None))
+            .order_by(s.number)
+        )
+        latest = {}
+        for city_id, population, share, result in await self.session.execute(query):
+            latest[city_id] = (population, share, result)  # later numbers overwrite earlier ones
+        return [Indexed(city_id, population, share, IndexScore.from_data(result))
+                for city_id, (population, share, result) in latest.items()]
+
+
+class ExpertVisitRepository:
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def add(self, visit: ExpertVisit) -> None:
+        self.session.add(visit)
+
+    async def get(self, city_id: UUID, visit_id: UUID) -> ExpertVisit:
+        visit = await self.session.get(ExpertVisit, visit_id)
+        if visit is None or visit.city_id != city_id:
+            raise NotFound(f"no expert visit {visit_id} for city {city_id}")
+        return visit
+
+    async def of_city(self, city_id: UUID) -> list[ExpertVisit]:
+        query = select(ExpertVisit).where(expert_visits.c.city_id == city_id).order_by(expert_visits.c.visit_date)
+        return list(await self.session.scalars(query))
+
+
 class MembershipUnitOfWork(UnitOfWork):
     async def __aenter__(self) -> "MembershipUnitOfWork":
         await super().__aenter__()
         self.cities = CityRepository(self.session)
+        self.index = IndexRepository(self.session)
+        self.expert_visits = ExpertVisitRepository(self.session)
         return self

@@ -56,3 +56,84 @@ def test_only_members_can_withdraw() -> None:
     city.sign_financial_agreement(date(2026, 2, 1))
     left = city.withdraw(date(2026, 6, 30))
     assert city.status == CityStatus.LEFT and left.effective_on == date(2026, 6, 30)
+
+
+# --- issue 3: the full lifecycle -------------------------------------------------------------
+
+EUROPEAN = ["TR", "AM", "AZ", "GE", "CY"]
+NOT_EUROPEAN = ["MA", "IL", "CA", "JP", "MX", "US", "AU", "KR", "BY", "XK"]
+
+
+@pytest.mark.parametrize(("country", "european"), [(c, True) for c in EUROPEAN] + [(c, False) for c in NOT_EUROPEAN])
+def test_european_is_council_of_europe_membership_never_geography(country: str, european: bool) -> None:
+    city, applied = apply_for_membership("Somewhere", country, 250_000, None, date(2026, 1, 5))
+    assert city.european is european and applied.european is european
+    city.sign_statement_of_intent(date(2026, 2, 1))
+    assert city.sign_financial_agreement(date(2026, 2, 2)).european is european
+
+
+@pytest.mark.parametrize(("joined_on", "european"), [(date(2022, 3, 15), True), (date(2022, 3, 16), False)])
+def test_russia_is_european_up_to_and_including_2022_03_15(joined_on: date, european: bool) -> None:
+    city, _ = apply_for_membership("Kazan", "RU", 1_300_000, None, date(2022, 1, 10))
+    city.sign_statement_of_intent(joined_on)
+    assert city.sign_financial_agreement(joined_on).european is european
+
+
+def test_the_join_date_is_the_later_signature_whichever_is_signed_first() -> None:
+    city = applicant()
+    assert city.sign_statement_of_intent(date(2026, 4, 30)) is None
+    assert city.status == CityStatus.APPLICANT and city.joined_on is None
+    joined = city.sign_financial_agreement(date(2026, 2, 1))  # recorded last, signed first
+    assert joined.joined_on == city.joined_on == date(2026, 4, 30)
+
+
+def test_signing_the_financial_agreement_twice_is_refused_and_changes_nothing() -> None:
+    city = applicant()
+    city.sign_financial_agreement(date(2026, 2, 1))
+    with pytest.raises(Conflict, match="signed its financial agreement on 2026-02-01"):
+        city.sign_financial_agreement(date(2026, 3, 1))
+    assert city.agreement_signed_on == date(2026, 2, 1) and city.status == CityStatus.APPLICANT
+
+
+def test_a_city_that_left_cannot_withdraw_again_nor_submit_the_index() -> None:
+    city = applicant()
+    city.sign_statement_of_intent(date(2026, 2, 1))
+    city.sign_financial_agreement(date(2026, 2, 1))
+    city.withdraw(date(2026, 6, 30))
+    with pytest.raises(Conflict, match="status left"):
+        city.withdraw(date(2026, 7, 1))
+    with pytest.raises(Conflict, match="cannot submit the INDEX"):
+        city.may_submit_index()
+    assert city.left_on == date(2026, 6, 30)
+
+
+def test_a_withdrawal_cannot_take_effect_before_the_city_joined() -> None:
+    city = applicant()
+    city.sign_statement_of_intent(date(2026, 2, 1))
+    city.sign_financial_agreement(date(2026, 3, 1))
+    with pytest.raises(Conflict, match="precede joining"):
+        city.withdraw(date(2026, 2, 28))
+    assert city.status == CityStatus.MEMBER
+
+
+def test_an_expert_visit_needs_an_expert_and_a_coe_representative_and_one_report_after_it() -> None:
+    city = applicant()
+    with pytest.raises(ValueError, match="at least one expert and one Council of Europe representative"):
+        city.schedule_expert_visit(date(2026, 5, 12), ["Dr Okafor"], [" "])
+    visit = city.schedule_expert_visit(date(2026, 5, 12), ["Dr Okafor"], ["I. Novak"])
+    assert visit.status == "scheduled"
+    with pytest.raises(Conflict, match="cannot be dated 2026-05-11"):
+        visit.record_profile("Strong commitment", None, date(2026, 5, 11))
+    visit.record_profile("Strong commitment", "https://example.org/profile", date(2026, 6, 30))
+    assert visit.status == "reported"
+    with pytest.raises(Conflict, match="recorded on 2026-06-30"):
+        visit.record_profile("Again", None, date(2026, 7, 1))
+
+
+def test_no_expert_visit_is_scheduled_for_a_city_that_left() -> None:
+    city = applicant()
+    city.sign_statement_of_intent(date(2026, 2, 1))
+    city.sign_financial_agreement(date(2026, 2, 1))
+    city.withdraw(date(2026, 3, 1))
+    with pytest.raises(Conflict, match="no expert visit"):
+        city.schedule_expert_visit(date(2026, 5, 12), ["Dr Okafor"], ["I. Novak"])

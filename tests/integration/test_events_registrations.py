@@ -1,0 +1,283 @@
+"""Events over HTTP against a real database (SQLite and PostgreSQL): who may register, seats and the
+waiting list under concurrency, what is published through the outbox, the organiser's list and CSV.
+Membership's facts arrive through the real consumer machinery (records built by hand, no broker)."""
+
+import asyncio
+import csv
+import io
+import itertools
+import json
+from datetime import date, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import func, select
+
+from contracts.envelope import to_headers, to_value, wrap
+from contracts.events import CityJoined, CityLeft
+from services.common.api import today
+from services.common.db import OutboxMessage
+from services.events.app import build_app
+from services.events.domain import Registration
+from services.events.settings import EventsSettings
+from tests.support import running
+
+NO_BROKER = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # these tests never reach Kafka
+offsets = itertools.count()
+SOON = today() + timedelta(days=30)
+
+
+def record(event) -> ConsumerRecord:
+    envelope = wrap(event, service="membership")
+    return ConsumerRecord("icc.membership.cities", 0, next(offsets), 0, 0, envelope.key.encode(), to_value(envelope),
+                          None, 0, 0, to_headers(envelope))
+
+
+@pytest.fixture
+async def events(databases):
+    app = build_app(EventsSettings(**NO_BROKER, **databases("events")))
+    async with running(app) as client:
+        yield client, app.state.runtime
+
+
+async def joined(runtime, name: str = "Oslo", city_id: UUID | None = None) -> str:
+    city_id = city_id or uuid4()
+    outcome = await runtime.consumer.apply([record(CityJoined(city_id=city_id, name=name, country="NO", european=True,
+                                                              joined_on=date(2026, 3, 15)))])
+    assert outcome.applied == 1
+    return str(city_id)
+
+
+async def workshop(client, capacity: int = 2, quota: int = 1, starts_on: date = SOON, days: int = 2) -> dict:
+    response = await client.post("/workshops", json={
+        "title": "Anti-rumour strategies", "kind": "thematic_workshop", "host_city": "Lisbon", "host_country": "PT",
+        "starts_on": str(starts_on), "ends_on": str(starts_on + timedelta(days=days - 1)), "capacity": capacity,
+        "funded_quota_per_city": quota,
+    })
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def register(client, workshop_id: str, city_id: str, who: str):
+    return await client.post(f"/workshops/{workshop_id}/registrations",
+                             json={"city_id": city_id, "delegate_name": who, "delegate_email": f"{who.lower()}@example.org"})
+
+
+async def published(runtime) -> list[tuple[str, str, dict]]:
+    """(ce_type, key, payload) of every event in the outbox, in order."""
+    async with runtime.sessions() as session:
+        rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.position))).all()
+    return [(dict(row.headers)["ce_type"], row.key, json.loads(row.value)) for row in rows]
+
+
+async def registrations(runtime) -> int:
+    async with runtime.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(Registration))
+
+
+async def test_a_registration_racing_city_joined_gets_a_clear_retryable_answer_never_a_silent_accept(events) -> None:
+    client, runtime = events
+    event = await workshop(client)
+    city_id = str(uuid4())
+    early = await register(client, event["id"], city_id, "Ingrid")
+    assert early.status_code == 409 and early.json()["retryable"] is True and early.headers["Retry-After"]
+    assert "has not (yet) learnt" in early.json()["detail"]
+    assert await registrations(runtime) == 0 and [t for t, _, _ in await published(runtime)] == ["WorkshopScheduled"]
+
+    await joined(runtime, city_id=UUID(city_id))  # CityJoined consumed late
+    retried = await register(client, event["id"], city_id, "Ingrid")
+    assert retried.status_code == 201, retried.text
+    assert (retried.json()["status"], retried.json()["funded"], retried.json()["city_name"]) == ("registered", True, "Oslo")
+
+
+async def test_a_city_that_left_is_refused_for_good_and_its_delegates_already_registered_stay(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=5)
+    city_id = await joined(runtime)
+    assert (await register(client, event["id"], city_id, "Ingrid")).status_code == 201
+    await runtime.consumer.apply([record(CityLeft(city_id=UUID(city_id), effective_on=today()))])
+    refused = await register(client, event["id"], city_id, "Sven")
+    assert refused.status_code == 403 and refused.json()["retryable"] is False
+    assert "Oslo is not a member" in refused.json()["detail"] and "Retry-After" not in refused.headers
+    assert [r["delegate_name"] for r in (await client.get(f"/workshops/{event['id']}/registrations")).json()] == ["Ingrid"]
+    assert (await client.get(f"/member-cities/{city_id}")).json()["member"] is False
+
+
+async def test_a_city_known_only_from_city_left_is_refused_not_told_to_retry(events) -> None:
+    client, runtime = events
+    event = await workshop(client)
+    city_id = uuid4()
+    await runtime.consumer.apply([record(CityLeft(city_id=city_id, effective_on=date(2026, 6, 30)))])
+    refused = await register(client, event["id"], str(city_id), "Sven")
+    assert refused.status_code == 403 and refused.json()["retryable"] is False
+    # its CityJoined replayed afterwards (older than the departure) does not readmit it
+    await joined(runtime, city_id=city_id)
+    assert (await register(client, event["id"], str(city_id), "Sven")).status_code == 403
+
+
+async def test_the_waiting_list_moves_up_after_a_cancellation_and_everything_is_published(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=1)
+    oslo, ghent, malmo = await joined(runtime, "Oslo"), await joined(runtime, "Ghent"), await joined(runtime, "Malmö")
+    seated = (await register(client, event["id"], oslo, "Ingrid")).json()
+    first = (await register(client, event["id"], ghent, "Pieter")).json()
+    second = (await register(client, event["id"], malmo, "Sven")).json()
+    assert [r["status"] for r in (seated, first, second)] == ["registered", "waitlisted", "waitlisted"]
+    assert (first["waitlist_position"], second["waitlist_position"]) == (1, 2)
+
+    cancelled = await client.delete(f"/workshops/{event['id']}/registrations/{seated['id']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    listed = (await client.get(f"/workshops/{event['id']}/registrations")).json()
+    assert [(r["delegate_name"], r["status"], r["funded"], r["waitlist_position"]) for r in listed] == [
+        ("Pieter", "registered", True, None), ("Sven", "waitlisted", False, 1),
+    ]
+    again = await client.delete(f"/workshops/{event['id']}/registrations/{seated['id']}")
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+
+    facts = await published(runtime)
+    assert [t for t, _, _ in facts] == ["WorkshopScheduled", "DelegateRegistered", "DelegateRegistered", "DelegateRegistered",
+                                        "RegistrationCancelled", "RegistrationPromoted"]
+    assert {key for _, key, _ in facts} == {event["id"]}  # one workshop's facts stay in order
+    assert facts[-1][2] == {"registration_id": first["id"], "workshop_id": event["id"], "city_id": ghent, "funded": True}
+    view = (await client.get(f"/workshops/{event['id']}")).json()
+    assert (view["seats_taken"], view["seats_left"], view["waitlisted"]) == (1, 0, 1)
+
+
+async def test_a_funded_colleague_cancelling_passes_the_funding_on(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=5, quota=1)
+    oslo = await joined(runtime)
+    funded = (await register(client, event["id"], oslo, "Ingrid")).json()
+    colleague = (await register(client, event["id"], oslo, "Sven")).json()
+    assert (funded["funded"], colleague["funded"], colleague["participation"]) == (True, False, "self_funded")
+    await client.delete(f"/workshops/{event['id']}/registrations/{funded['id']}")
+    [now_funded] = (await client.get(f"/workshops/{event['id']}/registrations")).json()
+    assert (now_funded["id"], now_funded["funded"], now_funded["participation"]) == (colleague["id"], True, "funded")
+    assert (await published(runtime))[-1][:1] == ("RegistrationFundingChanged",)
+
+
+async def test_concurrent_registrations_never_overbook_and_the_waiting_list_keeps_arrival_order(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=5, quota=2)
+    cities = [await joined(runtime, f"City {n}") for n in range(3)]
+    answers = await asyncio.gather(*(register(client, event["id"], cities[n % 3], f"Delegate{n}") for n in range(14)))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers if a.status_code != 201]
+    statuses = [a.json()["status"] for a in answers]
+    assert statuses.count("registered") == 5 and statuses.count("waitlisted") == 9
+    listed = (await client.get(f"/workshops/{event['id']}/registrations")).json()
+    assert [r["waitlist_position"] for r in listed if r["status"] == "waitlisted"] == list(range(1, 10))
+    funded_per_city = {c: sum(1 for r in listed if r["city_id"] == c and r["funded"]) for c in cities}
+    assert all(count <= 2 for count in funded_per_city.values())
+    async with runtime.sessions() as session:
+        sequences = sorted((await session.scalars(select(Registration.sequence))).all())
+    assert sequences == list(range(1, 15))
+    assert [t for t, _, _ in await published(runtime)].count("DelegateRegistered") == 14
+
+
+async def test_the_same_delegate_registering_twice_at_once_gets_one_seat(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=10)
+    oslo = await joined(runtime)
+    answers = await asyncio.gather(*(register(client, event["id"], oslo, "Ingrid") for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409]
+    assert await registrations(runtime) == 1
+
+
+async def test_registration_closes_after_the_last_day(events) -> None:
+    client, runtime = events
+    oslo = await joined(runtime)
+    yesterday = await workshop(client, starts_on=today() - timedelta(days=3), days=3)  # ended yesterday
+    ends_today = await workshop(client, starts_on=today() - timedelta(days=1), days=2)
+    closed = await register(client, yesterday["id"], oslo, "Late")
+    assert closed.status_code == 409 and "closed after its last day" in closed.json()["detail"]
+    assert "retryable" not in closed.json()
+    assert (await register(client, ends_today["id"], oslo, "Punctual")).status_code == 201
+    assert (await client.get(f"/workshops/{yesterday['id']}")).json()["registration_open"] is False
+
+
+async def test_rescheduling_publishes_new_dates_and_refuses_a_capacity_below_the_seats_taken(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=2)
+    oslo = await joined(runtime)
+    for who in ("A", "B", "C"):
+        await register(client, event["id"], oslo, who)
+    new_start = SOON + timedelta(days=7)
+    body = {"starts_on": str(new_start), "ends_on": str(new_start + timedelta(days=1))}
+    too_small = await client.post(f"/workshops/{event['id']}/rescheduling", json={**body, "capacity": 1})
+    assert too_small.status_code == 409 and "2 delegates hold seats" in too_small.json()["detail"]
+    assert (await client.get(f"/workshops/{event['id']}")).json()["starts_on"] == event["starts_on"]
+
+    moved = await client.post(f"/workshops/{event['id']}/rescheduling", json={**body, "capacity": 3})
+    assert moved.status_code == 200 and moved.json()["starts_on"] == str(new_start)
+    assert (moved.json()["seats_taken"], moved.json()["waitlisted"]) == (3, 0)
+    assert [t for t, _, _ in await published(runtime)][-2:] == ["WorkshopRescheduled", "RegistrationPromoted"]
+
+
+async def test_a_cancelled_event_takes_no_registrations_and_says_so_once(events) -> None:
+    client, runtime = events
+    event = await workshop(client)
+    oslo = await joined(runtime)
+    seated = (await register(client, event["id"], oslo, "Ingrid")).json()
+    cancelled = await client.post(f"/workshops/{event['id']}/cancellation")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    for refused in (
+        await client.post(f"/workshops/{event['id']}/cancellation"),
+        await register(client, event["id"], oslo, "Sven"),
+        await client.delete(f"/workshops/{event['id']}/registrations/{seated['id']}"),
+        await client.post(f"/workshops/{event['id']}/rescheduling", json={"starts_on": str(SOON), "ends_on": str(SOON)}),
+    ):
+        assert refused.status_code == 409 and "was cancelled on" in refused.json()["detail"]
+    assert [t for t, _, _ in await published(runtime)].count("WorkshopCancelled") == 1
+    assert [r["id"] for r in (await client.get(f"/workshops/{event['id']}/registrations")).json()] == [seated["id"]]
+    assert [w["id"] for w in (await client.get("/workshops", params={"status": "cancelled"})).json()] == [event["id"]]
+
+
+async def test_the_organiser_exports_the_participant_list_as_csv(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=2, quota=1)
+    oslo, ghent = await joined(runtime, "Oslo"), await joined(runtime, "Ghent")
+    await register(client, event["id"], oslo, "Ingrid")
+    await register(client, event["id"], oslo, "Sven")
+    await client.post(f"/workshops/{event['id']}/registrations",
+                      json={"city_id": ghent, "delegate_name": "=HYPERLINK(1)", "delegate_email": "x@example.org"})
+    exported = await client.get(f"/workshops/{event['id']}/participants.csv")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(r["participation"], r["delegate_name"], r["city_name"], r["waitlist_position"]) for r in rows] == [
+        ("funded", "Ingrid", "Oslo", ""), ("self_funded", "Sven", "Oslo", ""), ("waitlisted", "'=HYPERLINK(1)", "Ghent", "1"),
+    ]
+
+
+async def test_bad_input_gets_a_clear_4xx_and_writes_nothing(events) -> None:
+    client, runtime = events
+    event = await workshop(client)
+    oslo = await joined(runtime)
+    before = await published(runtime)
+    good = {"title": "T", "kind": "study_visit", "host_city": "Oslo", "host_country": "NO", "starts_on": "2027-05-02",
+            "ends_on": "2027-05-03", "capacity": 10}
+    for body, field in [
+        ({**good, "ends_on": "2027-05-01"}, None),
+        ({**good, "capacity": 0}, "capacity"),
+        ({**good, "host_country": "ZZ"}, "host_country"),
+        ({**good, "kind": "party"}, "kind"),
+        ({**good, "title": "  "}, "title"),
+        ({**good, "funded_quota_per_city": -1}, "funded_quota_per_city"),
+    ]:
+        response = await client.post("/workshops", json=body)
+        assert response.status_code == 422, body
+        if field:
+            assert any(error["loc"][-1] == field for error in response.json()["detail"])
+        else:
+            assert "before starts_on" in response.text
+    for body in ({"city_id": oslo, "delegate_name": "X", "delegate_email": "not-an-email"},
+                 {"city_id": "nope", "delegate_name": "X", "delegate_email": "x@example.org"},
+                 {"city_id": oslo, "delegate_name": " ", "delegate_email": "x@example.org"}):
+        assert (await client.post(f"/workshops/{event['id']}/registrations", json=body)).status_code == 422
+    past = {"starts_on": str(today() - timedelta(days=5)), "ends_on": str(today() - timedelta(days=4))}
+    assert (await client.post(f"/workshops/{event['id']}/rescheduling", json=past)).status_code == 422
+    assert (await register(client, str(uuid4()), oslo, "Ingrid")).status_code == 404
+    assert (await client.delete(f"/workshops/{event['id']}/registrations/{uuid4()}")).status_code == 404
+    assert (await client.get(f"/member-cities/{uuid4()}")).status_code == 404
+    assert await published(runtime) == before and await registrations(runtime) == 0
