@@ -111,11 +111,12 @@ class Demo:
         kinds = ["thematic_workshop", "study_visit", "high_level_meeting"]
         hosts = [c for c in cities if c["status"] == "member" and c["european"]]
         events = []
-        # Most events happened in the last weeks (their claims are open), a few lie ahead.
-        for i, offset in enumerate([-50, -42, -35, -28, -21, -14, -9, -4, 12, 30, 55, 80]):
+        # Registration stays open until an event's last day and claims open on its first day, so
+        # most events are under way today (delegates register and claim); a few lie ahead.
+        for i, offset in enumerate([-4, -3, -3, -2, -2, -1, -1, 0, 12, 30, 55, 80]):
             host = self.random.choice(hosts)
             starts = self.today + timedelta(days=offset)
-            length = self.random.choice([1, 2, 2, 3])
+            length = max(-offset, 0) + self.random.choice([1, 2, 3])
             events.append({
                 "title": f"{['Intercultural schools', 'Anti-rumours strategies', 'Welcoming newcomers', 'Public space and interaction', 'Intercultural competence in public services', 'Inclusive business'][i % 6]} — {host['name']}",
                 "kind": kinds[i % 3], "host_city": host["name"], "host_country": host["country"],
