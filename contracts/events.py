@@ -275,3 +275,22 @@ class BudgetSet(Event):
     expert_visits: Money
     index_analysis: Money
     events: Money
+
+
+class SpendingRecorded(Event):
+    """Finance recorded other spending against a budget line (with a reference).
+
+    `committed` and `spent` are the changes to the line's figures: a new commitment (+committed),
+    money spent directly (+spent), or a commitment settled (-committed, +spent for what was paid;
+    the rest is released)."""
+
+    topic = Topic.BUDGETS
+    key_field = "year"
+    spending_id: UUID
+    year: int
+    budget_line: BudgetLine
+    kind: Literal["commitment", "spent", "settled"]
+    committed: Money
+    spent: Money
+    reference: str
+    recorded_on: date

@@ -114,7 +114,8 @@ async def committed_everything(bootstrap: str, group: str, topics: list[str]) ->
 
 @asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve a service over real HTTP on a free loopback port (for a browser); yields its base URL."""
+    """Serve a service over real HTTP on a free loopback port (for a browser or a stream); yields its
+    base URL. Use it inside `running(app)`, which owns the app's lifespan."""
     import socket
 
     import uvicorn
@@ -122,7 +123,10 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off",
+                       timeout_graceful_shutdown=1)  # open event streams must not hold the shutdown
+    )
     task = asyncio.create_task(server.serve())
     await eventually(lambda: _started(server), timeout=30, what="the HTTP server starting")
     try:

@@ -79,7 +79,8 @@ class OutboxRelay:
 
     async def _idle(self) -> None:
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=self._settings.relay_poll_seconds)
+            async with asyncio.timeout(self._settings.relay_poll_seconds):  # not wait_for: see _close_quietly
+                await self._wake.wait()
         except TimeoutError:
             pass
         self._wake.clear()

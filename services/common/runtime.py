@@ -71,8 +71,8 @@ async def alive(runtime: Runtime) -> dict[str, str]:
 async def ready(runtime: Runtime) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        async with runtime.engine.connect() as connection:
-            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
+        async with asyncio.timeout(2), runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as err:
         checks["database"] = f"unreachable: {err!r}"

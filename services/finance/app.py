@@ -2,22 +2,33 @@
 
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from contracts.topics import Topic
 from services.common.runtime import build_service
+from services.finance import dashboard_page
 from services.finance.api import router
-from services.finance.db import FinanceUnitOfWork
+from services.finance.db import Changes, FinanceUnitOfWork
 from services.finance.handlers import HANDLERS
 from services.finance.settings import FinanceSettings
 
 
-def build_app(settings: FinanceSettings | None = None):
+def _wire_changes(app: FastAPI) -> None:
+    # Every session of this app carries the app's change signal: FinanceUnitOfWork.commit fires it,
+    # the dashboard stream waits on it.
+    app.state.changes = Changes()
+    app.state.runtime.sessions.configure(info={"finance_changes": app.state.changes})
+
+
+def build_app(settings: FinanceSettings | None = None) -> FastAPI:
     return build_service(
         settings or FinanceSettings(),
         title="ICC finance",
         description="Contributions, invoices and payments, budget limits, reconciliation and the finance dashboard.",
         uow_class=FinanceUnitOfWork,
         migrations=Path(__file__).parent / "migrations",
-        routers=[router],
+        routers=[router, dashboard_page.router],
         handlers=HANDLERS,
         produces=[Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS],
+        configure=_wire_changes,
     )

@@ -1,0 +1,169 @@
+"""Rebuild finance's figures from the topics into a fresh database.
+
+    python -m services.finance.rebuild --into sqlite+aiosqlite:///.local/data/finance-rebuilt.db
+    python -m services.finance.rebuild --into postgresql://icc:icc@127.0.0.1:5432/icc --schema finance_rebuilt
+
+Reads every partition of the topics finance consumes (membership's cities, travel's claims) and
+of its own output topics (invoices, reimbursements, budgets: finance's decisions and commands are
+recorded there) from offset 0 up to the end offsets taken at the start, without a consumer
+group, and applies each event once through the same projections the live service uses. It does
+not decide anything again: the figures come from the decisions as they were made. Kafka comes
+from KAFKA_BOOTSTRAP_SERVERS and KAFKA_TOPIC_PREFIX, like the services.
+
+The input events it replays are recorded as processed by the live consumer, so a finance service
+started on the rebuilt database does not decide them a second time."""
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from contracts.envelope import Envelope, UnreadableEvent, from_record
+from contracts.topics import Topic
+from services.common.db import ProcessedEvent, create_engine, migrate, utcnow
+from services.finance.db import FinanceUnitOfWork, ledger, members
+from services.finance.handlers import HANDLERS
+from services.finance.projections import PROJECTIONS, Fact, project
+from services.finance.settings import FinanceSettings
+
+log = logging.getLogger("icc.finance.rebuild")
+
+TOPICS = [Topic.CITIES, Topic.CLAIMS, Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS]
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class NotEmpty(RuntimeError):
+    """The target database already holds finance figures: a rebuild goes into a fresh one."""
+
+
+@dataclass
+class RebuildOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    end_offsets: dict[str, int] = field(default_factory=dict)
+
+
+async def rebuild(settings: FinanceSettings, *, batch_size: int = 500, stall_seconds: float = 30.0) -> RebuildOutcome:
+    engine = create_engine(settings.db_url, settings.db_schema)
+    try:
+        await migrate(engine, settings.db_schema, MIGRATIONS)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        async with sessions() as session:
+            if await session.scalar(select(func.count()).select_from(members)) or await session.scalar(
+                select(func.count()).select_from(ledger)
+            ):
+                raise NotEmpty(f"{engine.url.render_as_string()} (schema {settings.db_schema}) already holds finance data")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, group_id=None, client_id="icc-finance-rebuild"
+        )
+        await consumer.start()
+        try:
+            return await _replay(consumer, settings, sessions, batch_size, stall_seconds)
+        finally:
+            await consumer.stop()
+    finally:
+        await engine.dispose()
+
+
+async def _replay(consumer: AIOKafkaConsumer, settings: FinanceSettings, sessions, batch_size: int, stall_seconds: float) -> RebuildOutcome:
+    outcome = RebuildOutcome()
+    partitions = await _partitions(settings)
+    if not partitions:
+        return outcome
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(partitions)  # stop here: what is published later is the live service's
+    outcome.end_offsets = {f"{tp.topic}:{tp.partition}": end for tp, end in ends.items()}
+    remaining = {tp for tp, end in ends.items() if end > 0}
+    seen: set[str] = set()  # the relay publishes at least once: a re-sent event must count once
+    deadline = time.monotonic() + stall_seconds
+    while remaining:
+        fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=batch_size)
+        records = [r for tp, batch in fetched.items() for r in batch if r.offset < ends[tp]]
+        if records:
+            await _apply(sessions, records, seen, outcome)
+            deadline = time.monotonic() + stall_seconds
+        elif time.monotonic() > deadline:
+            raise TimeoutError(f"no progress for {stall_seconds}s; still to read: {sorted(map(str, remaining))}")
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+    return outcome
+
+
+async def _partitions(settings: FinanceSettings) -> list[TopicPartition]:
+    """Every partition of the topics that exist (a topic nobody has written to yet is simply empty)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.physical_topic(t) for t in TOPICS if settings.physical_topic(t) in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+        return sorted(TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"])
+    finally:
+        await admin.close()
+
+
+async def _apply(sessions, records: list[ConsumerRecord], seen: set[str], outcome: RebuildOutcome) -> None:
+    envelopes: list[Envelope] = []
+    for record in records:
+        try:
+            envelope = from_record(record.headers or (), record.value)
+        except UnreadableEvent as err:
+            outcome.unreadable.append(f"{record.topic}:{record.partition}:{record.offset}: {err}")
+            continue
+        if type(envelope.data) not in PROJECTIONS:
+            outcome.skipped += 1
+        elif str(envelope.id) in seen:
+            outcome.duplicates += 1
+        else:
+            seen.add(str(envelope.id))
+            envelopes.append(envelope)
+    uow = FinanceUnitOfWork(sessions, FinanceSettings.service, lambda: None)
+    async with uow:
+        await uow.prefetch([envelope.data for envelope in envelopes])
+        inputs = []
+        for envelope in envelopes:
+            await project(uow, envelope.data, Fact(str(envelope.id), envelope.occurred_at, str(envelope.correlation_id)))
+            if type(envelope.data) in HANDLERS:
+                inputs.append({"consumer": FinanceSettings.service, "event_id": str(envelope.id), "processed_at": utcnow()})
+        if inputs:
+            await uow.session.execute(insert(ProcessedEvent), inputs)
+        await uow.commit()
+    outcome.applied += len(envelopes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.finance.rebuild", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--into", required=True, help="DATABASE_URL of the fresh database to rebuild into")
+    parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: finance)")
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args(argv)
+    overrides = {"DATABASE_URL": args.into, **({"database_schema": args.schema} if args.schema else {})}
+    settings = FinanceSettings(**overrides)
+    try:
+        outcome = asyncio.run(rebuild(settings, batch_size=args.batch_size))
+    except NotEmpty as err:
+        print(f"refused: {err}; rebuild into a fresh database or schema", file=sys.stderr)
+        return 2
+    print(
+        f"rebuilt from {len(outcome.end_offsets)} partitions: {outcome.applied} events applied, "
+        f"{outcome.duplicates} duplicates ignored, {outcome.skipped} not finance's, {len(outcome.unreadable)} unreadable"
+    )
+    for reason in outcome.unreadable[:10]:
+        print(f"  unreadable: {reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

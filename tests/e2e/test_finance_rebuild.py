@@ -1,0 +1,123 @@
+"""Finance's figures rebuilt from the topics into a fresh database equal the live ones."""
+
+import asyncio
+import os
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+from contracts.events import CityJoined, ExpertVisitClaimed, TravelClaimed
+from services.common.api import today
+from services.finance.app import build_app
+from services.finance.settings import FinanceSettings
+from tests.e2e.test_finance_over_kafka import publish
+
+from tests.support import consumed, eventually, running
+
+ROOT = Path(__file__).parents[2]
+YEAR = today().year
+
+
+def travel_claim(amount: str, city_id, *, european: bool = True, city_borne: str = "0.00") -> TravelClaimed:
+    return TravelClaimed(
+        claim_id=uuid4(), registration_id=uuid4(), workshop_id=uuid4(), city_id=city_id, delegate_email="d@city.org", european=european,
+        budget_line="delegate_travel", coe_funded=amount, city_borne=city_borne, submitted_on=today(), event_year=YEAR,
+    )
+
+
+async def figures(client) -> dict:
+    """Everything finance reports, as of a fixed day so that two databases can be compared."""
+    on = (today() + timedelta(days=75)).isoformat()
+    claims = (await client.get("/reimbursements", params={"limit": 1000})).json()
+    return {
+        "budgets": [(await client.get(f"/budgets/{year}")).json() for year in (YEAR, YEAR + 1)],
+        "reconciliation": [(await client.get(f"/reconciliation/{year}", params={"on": on})).json() for year in (YEAR, YEAR + 1)],
+        "credits": (await client.get("/credits")).json(),
+        "invoices": sorted((await client.get("/invoices", params={"limit": 1000})).json(), key=lambda i: i["id"]),
+        "claims": sorted(claims, key=lambda c: c["claim_id"]),
+        "spending": (await client.get(f"/budgets/{YEAR}/spending")).json(),
+        "traces": [
+            (await client.get(f"/reconciliation/{YEAR}/trace", params={"account": account}))
+            .json()["total"] for account in ("invoiced", "received", "credited", "credit", "allocation", "committed", "spent")
+        ],
+        "snapshot": {k: v for k, v in (await client.get("/dashboard/snapshot", params={"year": YEAR})).json().items()
+                     if k not in ("as_of", "recent_events")},
+    }
+
+
+async def run_rebuild(platform, database: dict) -> tuple[int, str]:
+    args = ["--into", database["DATABASE_URL"], *(["--schema", database["database_schema"]] if "database_schema" in database else [])]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.finance.rebuild", *args, cwd=ROOT,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": platform.bootstrap, "KAFKA_TOPIC_PREFIX": platform.prefix},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode, output.decode()
+
+
+async def test_the_figures_rebuilt_from_the_topics_equal_the_live_ones(platform) -> None:
+    app = platform.finance()
+    async with running(app) as finance:
+        await consumed(app)
+        cities = [CityJoined(city_id=uuid4(), name=name, country=country, european=european, joined_on=joined_on)
+                  for name, country, european, joined_on in [
+                      ("Oslo", "NO", True, date(YEAR, 2, 1)), ("Lublin", "PL", True, date(YEAR, 3, 1)),
+                      ("Montréal", "CA", False, date(YEAR, 4, 1)), ("Tampere", "FI", True, date(YEAR, 10, 2))]]
+        await publish(platform, *cities, service="membership")
+        await eventually(lambda: _count(finance, "/invoices", 4), what="four contribution invoices")
+        budget = {"administration": "12000.00", "delegate_travel": "1000.00", "expert_visits": "2000.00", "index_analysis": "500.00", "events": "0.00"}
+        assert (await finance.put(f"/budgets/{YEAR}", json={"lines": budget})).status_code == 200
+
+        oslo, lublin, montreal = (c.city_id for c in cities[:3])
+        claims = [travel_claim("400.00", oslo), travel_claim("500.00", lublin), travel_claim("300.00", oslo),
+                  travel_claim("90.00", lublin), travel_claim("0.00", montreal, european=False, city_borne="720.00")]
+        await publish(platform, *claims, service="travel")
+        visits = [ExpertVisitClaimed(claim_id=uuid4(), city_id=lublin, european=True, visit_date=date(YEAR, 5, 5), coe_funded="1200.00", recharged="0.00"),
+                  ExpertVisitClaimed(claim_id=uuid4(), city_id=montreal, european=False, visit_date=date(YEAR, 6, 6), coe_funded="0.00", recharged="2100.00")]
+        await publish(platform, *visits, service="travel")
+        await eventually(lambda: _count(finance, "/reimbursements", 7), what="seven decisions")
+
+        invoices = {(i["city_id"], i["kind"]): i for i in (await finance.get("/invoices", params={"limit": 100})).json()}
+        on = today().isoformat()
+        for (city, kind), amount, reference in [((oslo, "contribution"), "5000.00", "B-1"), ((lublin, "contribution"), "2000.00", "B-2"),
+                                               ((str(montreal), "contribution"), "5600.00", "B-3"), ((str(montreal), "expert_visit_recharge"), "1000.00", "B-4")]:
+            invoice = invoices[(str(city), kind)]
+            paid = await finance.post(f"/invoices/{invoice['id']}/payments", json={"amount": amount, "paid_on": on, "reference": reference})
+            assert paid.status_code == 201, paid.text
+        credit = await finance.post(f"/invoices/{invoices[(str(lublin), 'contribution')]['id']}/credit-notes", json={"amount": "500.00", "reason": "pro rata"})
+        assert credit.status_code == 201, credit.text
+        order = await finance.post(f"/budgets/{YEAR}/spending", json={"budget_line": "index_analysis", "kind": "commitment", "amount": "450.00", "reference": "PO-3"})
+        await finance.post(f"/spending/{order.json()['id']}/settlement", json={"spent": "420.00"})
+        await finance.post(f"/budgets/{YEAR}/spending", json={"budget_line": "administration", "kind": "spent", "amount": "1500.00", "reference": "rent"})
+        held = [c["claim_id"] for c in (await finance.get("/reimbursements", params={"status": "held"})).json()]
+        assert len(held) == 2  # the 300 does not fit after 400 + 500; the 90 waits behind it
+        assert (await finance.post(f"/reimbursements/{claims[0].claim_id}/payment", json={"paid_on": on, "amount": "380.00"})).status_code == 200
+        assert (await finance.post(f"/reimbursements/{held[0]}/rejection", json={"reason": "no receipt"})).status_code == 200
+        assert (await finance.put(f"/budgets/{YEAR}", json={"lines": {**budget, "delegate_travel": "1100.00"}})).status_code == 200
+        await finance.post("/contribution-runs", json={"year": YEAR + 1})
+
+        await eventually(lambda: _drained(app), what="every decision published")
+        live = await figures(finance)
+    assert live["budgets"][0]["lines"]["delegate_travel"]["spent"] == "380.00"  # the scenario did happen
+    assert live["reconciliation"][0]["contributions"]["total"]["credit"] == "600.00"
+
+    database = platform.databases("finance_rebuilt")
+    code, output = await run_rebuild(platform, database)
+    assert code == 0, output
+    assert "events applied" in output and "0 unreadable" in output, output
+    rebuilt_app = build_app(FinanceSettings(**{**platform.settings("finance"), **database, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}))
+    async with running(rebuilt_app) as rebuilt:
+        assert await figures(rebuilt) == live
+
+    again, output = await run_rebuild(platform, database)
+    assert again == 2 and "refused" in output  # never on top of existing figures
+
+
+async def _count(client, path: str, n: int) -> bool:
+    return len((await client.get(path, params={"limit": 1000})).json()) >= n
+
+
+async def _drained(app) -> bool:
+    return await app.state.runtime.relay.pending() == 0
