@@ -62,6 +62,8 @@ class OutboxRelay:
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:  # broker down, timeouts, database busy: wait and retry
+                    if asyncio.current_task().cancelling():
+                        raise  # aiokafka can turn a cancellation into a connection error: we are stopping
                     delay = backoff.next()
                     if not outage:
                         log.warning(

@@ -102,6 +102,8 @@ async def _connect_broker(runtime: ServiceRuntime, topics: list[str]) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            if asyncio.current_task().cancelling():
+                raise  # a cancellation surfacing as a connection error: we are stopping
             delay = backoff.next()
             if not warned:
                 log.warning(

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from contracts.topics import Topic
 from services.common.runtime import build_service
+from services.travel.api import install_travel_errors, router
 from services.travel.db import TravelUnitOfWork
 from services.travel.handlers import HANDLERS
 from services.travel.settings import TravelSettings
@@ -16,7 +17,8 @@ def build_app(settings: TravelSettings | None = None):
         description="Delegates' travel claims under the funding rule, and expert visits.",
         uow_class=TravelUnitOfWork,
         migrations=Path(__file__).parent / "migrations",
-        routers=[],
+        routers=[router],
         handlers=HANDLERS,
         produces=[Topic.CLAIMS],
+        configure=install_travel_errors,
     )

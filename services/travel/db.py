@@ -1,14 +1,80 @@
 """Travel tables mapped onto the domain classes, repositories and the unit of work."""
 
+from datetime import date
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, Date, Integer, String, Table, Uuid
-from sqlalchemy.orm import registry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    and_,
+    func,
+    select,
+)
+from sqlalchemy.orm import foreign, registry, relationship
 
-from services.common.db import UnitOfWork
-from services.travel.domain import KnownCity, KnownEvent
+from contracts.events import (
+    CityJoined,
+    CityLeft,
+    DelegateRegistered,
+    Event,
+    RegistrationCancelled,
+    RegistrationFundingChanged,
+    RegistrationPromoted,
+    ReimbursementApproved,
+    ReimbursementHeld,
+    ReimbursementPaid,
+    ReimbursementRejected,
+    WorkshopCancelled,
+    WorkshopRescheduled,
+    WorkshopScheduled,
+)
+from services.common.db import Cents, UnitOfWork, UtcDateTime
+from services.common.errors import NotFound
+from services.travel.domain import (
+    AllowanceRate,
+    ClaimLine,
+    Decision,
+    ExchangeRate,
+    ExpertVisit,
+    KnownCity,
+    KnownEvent,
+    Registration,
+    TravelClaim,
+    plain,
+)
 
 mapper = registry()
+
+
+class Micros(TypeDecorator[Decimal]):
+    """An exact decimal with up to six places (an ECB rate such as 11.4500) stored as an integer."""
+
+    impl = BigInteger
+    cache_ok = True
+    SCALE = 6
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        scaled = value.scaleb(self.SCALE)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value} has more than {self.SCALE} decimal places")
+        return int(scaled)
+
+    def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
+        return None if value is None else plain(Decimal(value).scaleb(-self.SCALE))  # 11450000 -> 11.45
+
 
 known_cities = Table(
     "known_cities",
@@ -18,6 +84,7 @@ known_cities = Table(
     Column("european", Boolean, nullable=False),
     Column("joined_on", Date, nullable=False),
     Column("left_on", Date),
+    Column("country", String(2)),
 )
 known_events = Table(
     "known_events",
@@ -30,16 +97,298 @@ known_events = Table(
     Column("funded_quota_per_city", Integer, nullable=False),
     Column("cancelled", Boolean, nullable=False),
 )
+registrations = Table(
+    "registrations",
+    mapper.metadata,
+    Column("registration_id", Uuid, primary_key=True),
+    Column("workshop_id", Uuid, nullable=False, index=True),
+    Column("city_id", Uuid, nullable=False),
+    Column("delegate_name", String(200), nullable=False),
+    Column("delegate_email", String(320), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("funded", Boolean, nullable=False),
+)
+allowance_rates = Table(
+    "allowance_rates",
+    mapper.metadata,
+    Column("country", String(2), primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("eur_per_night", Cents, nullable=False),
+)
+exchange_rates = Table(
+    "exchange_rates",
+    mapper.metadata,
+    Column("currency", String(3), primary_key=True),
+    Column("quoted_on", Date, primary_key=True),
+    Column("units_per_eur", Micros, nullable=False),
+)
+travel_claims = Table(
+    "travel_claims",
+    mapper.metadata,
+    Column("id", Uuid, primary_key=True),
+    # One claim per registration, i.e. per delegate and event, even under concurrent submissions.
+    Column("registration_id", Uuid, nullable=False, unique=True),
+    Column("workshop_id", Uuid, nullable=False, index=True),
+    Column("city_id", Uuid, nullable=False, index=True),
+    Column("delegate_name", String(200), nullable=False),
+    Column("delegate_email", String(320), nullable=False, index=True),
+    Column("european", Boolean, nullable=False),
+    Column("funded", Boolean, nullable=False),
+    Column("submitted_on", Date, nullable=False),
+    Column("event_year", Integer, nullable=False),
+    Column("nights", Integer, nullable=False),
+    Column("travel_days_without_night", Integer, nullable=False),
+    Column("coe_funded", Cents, nullable=False),
+    Column("city_borne", Cents, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+)
+expert_visits = Table(
+    "expert_visits",
+    mapper.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("city_id", Uuid, nullable=False),
+    Column("city_name", String(200), nullable=False),
+    Column("european", Boolean, nullable=False),
+    Column("visit_date", Date, nullable=False),
+    Column("submitted_on", Date, nullable=False),
+    Column("nights", Integer, nullable=False),
+    Column("travellers", Integer, nullable=False),
+    Column("coe_funded", Cents, nullable=False),
+    Column("recharged", Cents, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    # One expert visit per city and day: a second submission is a duplicate, not a second visit.
+    UniqueConstraint("city_id", "visit_date", name="uq_expert_visit_city_date"),
+)
+# Lines and decisions of claims and expert visits alike: `owner_id` is the claim's or the visit's id.
+claim_lines = Table(
+    "claim_lines",
+    mapper.metadata,
+    Column("owner_id", Uuid, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("kind", String(30), nullable=False),
+    Column("amount", Cents, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("spent_on", Date),
+    Column("receipt", String(500)),
+    Column("units_per_eur", Micros),
+    Column("rate_on", Date),
+    Column("eur_amount", Cents, nullable=False),
+    Column("eligible", Cents, nullable=False),
+    Column("coe_funded", Cents, nullable=False),
+    Column("city_borne", Cents, nullable=False),
+    Column("rule", String(60), nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("traveller", String(200)),
+)
+claim_decisions = Table(
+    "claim_decisions",
+    mapper.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", Uuid, nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("amount", Cents),
+    Column("reason", Text),
+    Column("paid_on", Date),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
 mapper.map_imperatively(KnownCity, known_cities)
 mapper.map_imperatively(KnownEvent, known_events)
+mapper.map_imperatively(Registration, registrations)
+mapper.map_imperatively(AllowanceRate, allowance_rates)
+mapper.map_imperatively(ExchangeRate, exchange_rates)
+mapper.map_imperatively(ClaimLine, claim_lines)
+mapper.map_imperatively(Decision, claim_decisions)
+
+
+def _owned(table: Table, child: type, order: Column, name: str) -> Any:
+    # selectin: a page of claims loads its lines and decisions in one query each, never one per claim.
+    # overlaps: claims and visits both own rows of the same table, never the same rows.
+    return relationship(
+        child,
+        primaryjoin=lambda: table.c.id == foreign(order.table.c.owner_id),
+        order_by=order,
+        lazy="selectin",
+        cascade="all",
+        overlaps=name,
+    )
+
+
+for aggregate, table in ((TravelClaim, travel_claims), (ExpertVisit, expert_visits)):
+    mapper.map_imperatively(
+        aggregate,
+        table,
+        properties={
+            "lines": _owned(table, ClaimLine, claim_lines.c.position, "lines"),
+            "decisions": _owned(table, Decision, claim_decisions.c.id, "decisions"),
+        },
+    )
+
+T = TypeVar("T")
+
+
+class Keyed(Generic[T]):
+    """Rows by primary key for one unit of work: loaded in bulk, remembered (absent ones too)."""
+
+    def __init__(self, session, model: type[T], key: Column) -> None:
+        self.session, self.model, self.key = session, model, key
+        self._loaded: dict[Any, T | None] = {}
+
+    async def preload(self, keys: set[Any]) -> None:
+        wanted = keys - self._loaded.keys()
+        if wanted:
+            found = {getattr(row, self.key.name): row for row in await self.session.scalars(select(self.model).where(self.key.in_(wanted)))}
+            self._loaded.update({key: found.get(key) for key in wanted})
+
+    async def get(self, key: Any) -> T | None:
+        if key not in self._loaded:
+            await self.preload({key})
+        return self._loaded[key]
+
+    def add(self, row: T) -> None:
+        self.session.add(row)
+        self._loaded[getattr(row, self.key.name)] = row
+
+
+class AllowanceRates:
+    def __init__(self, session) -> None:
+        self.session = session
+
+    async def in_force(self, country: str, on: date) -> AllowanceRate | None:
+        """The rate in force on a date: the latest valid_from on or before it."""
+        query = (
+            select(AllowanceRate)
+            .where(allowance_rates.c.country == country, allowance_rates.c.valid_from <= on)
+            .order_by(allowance_rates.c.valid_from.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def put(self, country: str, valid_from: date, eur_per_night: Decimal) -> AllowanceRate:
+        rate = await self.session.get(AllowanceRate, (country, valid_from))
+        if rate is None:
+            rate = AllowanceRate(country, valid_from, eur_per_night)
+            self.session.add(rate)
+        rate.eur_per_night = eur_per_night
+        return rate
+
+    async def find(self, country: str | None, limit: int, offset: int) -> list[AllowanceRate]:
+        query = select(AllowanceRate).order_by(allowance_rates.c.country, allowance_rates.c.valid_from).limit(limit).offset(offset)
+        if country:
+            query = query.where(allowance_rates.c.country == country)
+        return list(await self.session.scalars(query))
+
+
+class ExchangeRates:
+    def __init__(self, session) -> None:
+        self.session = session
+
+    async def in_force(self, currency: str, on: date) -> ExchangeRate | None:
+        """The latest rate quoted on or before the date (whether it is recent enough is the domain's call)."""
+        query = (
+            select(ExchangeRate)
+            .where(exchange_rates.c.currency == currency, exchange_rates.c.quoted_on <= on)
+            .order_by(exchange_rates.c.quoted_on.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def put(self, currency: str, quoted_on: date, units_per_eur: Decimal) -> ExchangeRate:
+        rate = await self.session.get(ExchangeRate, (currency, quoted_on))
+        if rate is None:
+            rate = ExchangeRate(currency, quoted_on, units_per_eur)
+            self.session.add(rate)
+        rate.units_per_eur = units_per_eur
+        return rate
+
+    async def find(self, currency: str | None, limit: int, offset: int) -> list[ExchangeRate]:
+        query = select(ExchangeRate).order_by(exchange_rates.c.currency, exchange_rates.c.quoted_on).limit(limit).offset(offset)
+        if currency:
+            query = query.where(exchange_rates.c.currency == currency)
+        return list(await self.session.scalars(query))
+
+
+class Claims(Keyed[TravelClaim]):
+    def __init__(self, session) -> None:
+        super().__init__(session, TravelClaim, travel_claims.c.id)
+
+    async def get_one(self, claim_id: UUID) -> TravelClaim:
+        if (claim := await self.get(claim_id)) is None:
+            raise NotFound(f"no claim with id {claim_id}")
+        return claim
+
+    async def for_registration(self, registration_id: UUID) -> TravelClaim | None:
+        return await self.session.scalar(select(TravelClaim).where(travel_claims.c.registration_id == registration_id))
+
+    async def find(
+        self, *, delegate_email: str | None, workshop_id: UUID | None, city_id: UUID | None, status: str | None, limit: int, offset: int
+    ) -> list[TravelClaim]:
+        conditions = [
+            condition
+            for condition, wanted in (
+                (func.lower(travel_claims.c.delegate_email) == (delegate_email or "").lower(), delegate_email),
+                (travel_claims.c.workshop_id == workshop_id, workshop_id),
+                (travel_claims.c.city_id == city_id, city_id),
+                (travel_claims.c.status == status, status),
+            )
+            if wanted
+        ]
+        query = (
+            select(TravelClaim)
+            .where(and_(True, *conditions))
+            .order_by(travel_claims.c.submitted_on, travel_claims.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(await self.session.scalars(query))
+
+
+class ExpertVisits(Keyed[ExpertVisit]):
+    def __init__(self, session) -> None:
+        super().__init__(session, ExpertVisit, expert_visits.c.id)
+
+    async def get_one(self, visit_id: UUID) -> ExpertVisit:
+        if (visit := await self.get(visit_id)) is None:
+            raise NotFound(f"no expert visit with id {visit_id}")
+        return visit
+
+    async def on(self, city_id: UUID, visit_date: date) -> ExpertVisit | None:
+        return await self.session.scalar(
+            select(ExpertVisit).where(expert_visits.c.city_id == city_id, expert_visits.c.visit_date == visit_date)
+        )
+
+    async def find(self, *, city_id: UUID | None, status: str | None, limit: int, offset: int) -> list[ExpertVisit]:
+        query = select(ExpertVisit).order_by(expert_visits.c.visit_date, expert_visits.c.id).limit(limit).offset(offset)
+        if city_id:
+            query = query.where(expert_visits.c.city_id == city_id)
+        if status:
+            query = query.where(expert_visits.c.status == status)
+        return list(await self.session.scalars(query))
+
+
+REGISTRATION_EVENTS = (DelegateRegistered, RegistrationCancelled, RegistrationPromoted, RegistrationFundingChanged)
+DECISIONS = (ReimbursementApproved, ReimbursementHeld, ReimbursementPaid, ReimbursementRejected)
 
 
 class TravelUnitOfWork(UnitOfWork):
-    async def city(self, city_id: UUID) -> KnownCity | None:
-        return await self.session.get(KnownCity, city_id)
+    async def __aenter__(self) -> "TravelUnitOfWork":
+        await super().__aenter__()
+        self.cities = Keyed(self.session, KnownCity, known_cities.c.city_id)
+        self.workshops = Keyed(self.session, KnownEvent, known_events.c.workshop_id)
+        self.registrations = Keyed(self.session, Registration, registrations.c.registration_id)
+        self.claims = Claims(self.session)
+        self.expert_visits = ExpertVisits(self.session)
+        self.allowance_rates = AllowanceRates(self.session)
+        self.exchange_rates = ExchangeRates(self.session)
+        return self
 
-    async def event(self, workshop_id: UUID) -> KnownEvent | None:
-        return await self.session.get(KnownEvent, workshop_id)
-
-    def add(self, thing: KnownCity | KnownEvent) -> None:
-        self.session.add(thing)
+    async def prefetch(self, events: list[Event]) -> None:
+        await self.cities.preload({e.city_id for e in events if isinstance(e, CityJoined | CityLeft)})
+        await self.workshops.preload(
+            {e.workshop_id for e in events if isinstance(e, WorkshopScheduled | WorkshopRescheduled | WorkshopCancelled)}
+        )
+        await self.registrations.preload({e.registration_id for e in events if isinstance(e, REGISTRATION_EVENTS)})
+        claim_ids = {e.claim_id for e in events if isinstance(e, DECISIONS)}
+        # A decision's claim_id is a delegate's claim or an expert visit: look for both in bulk.
+        await self.claims.preload(claim_ids)
+        await self.expert_visits.preload(claim_ids)

@@ -1,39 +1,262 @@
-"""Travel handlers for the facts it consumes."""
+"""Travel handlers: the commands delegates and the secretariat give, and the facts travel consumes."""
 
-from contracts.events import CityJoined, CityLeft, WorkshopCancelled, WorkshopScheduled
+import logging
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+
+from contracts.events import (
+    CityJoined,
+    CityLeft,
+    DelegateRegistered,
+    RegistrationCancelled,
+    RegistrationFundingChanged,
+    RegistrationPromoted,
+    ReimbursementApproved,
+    ReimbursementHeld,
+    ReimbursementPaid,
+    ReimbursementRejected,
+    WorkshopCancelled,
+    WorkshopRescheduled,
+    WorkshopScheduled,
+)
+from contracts.money import EUR
+from services.common.db import utcnow
+from services.common.errors import Conflict, NotFound, NotYetKnown
+from services.travel import domain
 from services.travel.db import TravelUnitOfWork
-from services.travel.domain import KnownCity, KnownEvent
+from services.travel.domain import (
+    AllowanceRate,
+    ClaimStatus,
+    Decision,
+    ExchangeRate,
+    Expense,
+    ExpertVisit,
+    KnownCity,
+    KnownEvent,
+    Registration,
+    TravelClaim,
+)
+
+log = logging.getLogger("icc.travel")
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+async def _exchange_rates(uow: TravelUnitOfWork, expenses: list[Expense]) -> dict[tuple[str, date], ExchangeRate | None]:
+    wanted = {(e.currency, e.spent_on) for e in expenses if e.currency != EUR}
+    return {(currency, on): await uow.exchange_rates.in_force(currency, on) for currency, on in sorted(wanted)}
+
+
+async def submit_claim(
+    uow: TravelUnitOfWork,
+    registration_id: UUID,
+    nights: int,
+    travel_days_without_night: int,
+    expenses: list[Expense],
+    today: date,
+) -> TravelClaim:
+    registration = await uow.registrations.get(registration_id)
+    if registration is None:
+        # Most likely events' DelegateRegistered has not reached travel yet: worth a retry.
+        raise NotYetKnown(f"registration {registration_id} is not known to travel (yet); if it was just made, retry shortly")
+    event = await uow.workshops.get(registration.workshop_id)
+    city = await uow.cities.get(registration.city_id)
+    if event is None:
+        raise NotYetKnown(f"the event {registration.workshop_id} of registration {registration_id} is not known to travel yet")
+    if city is None:
+        raise NotYetKnown(f"travel has not yet learnt that city {registration.city_id} joined the network; retry shortly")
+    if existing := await uow.claims.for_registration(registration_id):
+        raise Conflict(f"registration {registration_id} already has claim {existing.id}: one claim per delegate and event")
+    claim = domain.submit_claim(
+        registration,
+        city,
+        event,
+        nights=nights,
+        travel_days_without_night=travel_days_without_night,
+        expenses=expenses,
+        allowance_rate=await uow.allowance_rates.in_force(event.host_country, event.starts_on),
+        exchange_rates=await _exchange_rates(uow, expenses),
+        today=today,
+    )
+    uow.claims.add(claim)
+    uow.emit(claim.claimed_event())
+    try:
+        await uow.commit()
+    except IntegrityError as err:  # the same registration claimed twice at once: the unique key decides
+        raise Conflict(f"registration {registration_id} already has a claim: one claim per delegate and event") from err
+    return claim
+
+
+async def claim_expert_visit(
+    uow: TravelUnitOfWork,
+    city_id: UUID,
+    visit_date: date,
+    nights: int,
+    travellers: int,
+    expenses: list[Expense],
+    today: date,
+) -> ExpertVisit:
+    city = await uow.cities.get(city_id)
+    if city is None:
+        # Travel knows members from CityJoined: an expert visit is to a city that joined the network.
+        raise NotYetKnown(f"city {city_id} is not known to travel as a member (yet); if it just joined, retry shortly")
+    if existing := await uow.expert_visits.on(city_id, visit_date):
+        raise Conflict(f"the expert visit to {city.name} on {visit_date} is already claimed as {existing.id}")
+    allowance_rate = None
+    if nights:
+        if city.country is None:
+            raise NotYetKnown(f"travel does not know {city.name}'s country yet, so not its allowance rate; retry shortly")
+        allowance_rate = await uow.allowance_rates.in_force(city.country, visit_date)
+    visit = domain.claim_expert_visit(
+        city,
+        visit_date=visit_date,
+        nights=nights,
+        travellers=travellers,
+        expenses=expenses,
+        allowance_rate=allowance_rate,
+        exchange_rates=await _exchange_rates(uow, expenses),
+        today=today,
+    )
+    uow.expert_visits.add(visit)
+    uow.emit(visit.claimed_event())
+    try:
+        await uow.commit()
+    except IntegrityError as err:
+        raise Conflict(f"the expert visit to {city.name} on {visit_date} is already claimed") from err
+    return visit
+
+
+async def set_allowance_rate(uow: TravelUnitOfWork, country: str, valid_from: date, eur_per_night: Decimal) -> AllowanceRate:
+    rate = await uow.allowance_rates.put(country, valid_from, eur_per_night)
+    await uow.commit()
+    return rate
+
+
+async def set_exchange_rate(uow: TravelUnitOfWork, currency: str, quoted_on: date, units_per_eur: Decimal) -> ExchangeRate:
+    rate = await uow.exchange_rates.put(currency, quoted_on, units_per_eur)
+    await uow.commit()
+    return rate
+
+
+# --- what travel learns from membership ---------------------------------------------------
 
 
 async def on_city_joined(event: CityJoined, uow: TravelUnitOfWork) -> None:
-    if city := await uow.city(event.city_id):
-        city.joined_on, city.left_on, city.european = event.joined_on, None, event.european
+    if city := await uow.cities.get(event.city_id):
+        city.joined_on, city.left_on, city.european, city.country = event.joined_on, None, event.european, event.country
     else:
-        uow.add(KnownCity(event.city_id, event.name, event.european, event.joined_on))
+        uow.cities.add(KnownCity(event.city_id, event.name, event.european, event.joined_on, country=event.country))
 
 
 async def on_city_left(event: CityLeft, uow: TravelUnitOfWork) -> None:
-    if city := await uow.city(event.city_id):
+    if city := await uow.cities.get(event.city_id):
         city.left_on = event.effective_on
 
 
+# --- what travel learns from events -------------------------------------------------------
+
+
 async def on_workshop_scheduled(event: WorkshopScheduled, uow: TravelUnitOfWork) -> None:
-    if await uow.event(event.workshop_id) is None:
-        uow.add(
+    if await uow.workshops.get(event.workshop_id) is None:
+        uow.workshops.add(
             KnownEvent(
                 event.workshop_id, event.title, event.host_country, event.starts_on, event.ends_on, event.funded_quota_per_city
             )
         )
 
 
+async def on_workshop_rescheduled(event: WorkshopRescheduled, uow: TravelUnitOfWork) -> None:
+    # The claim window and the allowance cap follow the event's current dates.
+    if known := await uow.workshops.get(event.workshop_id):
+        known.starts_on, known.ends_on = event.starts_on, event.ends_on
+
+
 async def on_workshop_cancelled(event: WorkshopCancelled, uow: TravelUnitOfWork) -> None:
-    if known := await uow.event(event.workshop_id):
+    if known := await uow.workshops.get(event.workshop_id):
         known.cancelled = True
+
+
+async def on_delegate_registered(event: DelegateRegistered, uow: TravelUnitOfWork) -> None:
+    if await uow.registrations.get(event.registration_id) is None:
+        uow.registrations.add(
+            Registration(
+                event.registration_id,
+                event.workshop_id,
+                event.city_id,
+                event.delegate_name,
+                event.delegate_email,
+                event.status,
+                event.funded,
+            )
+        )
+
+
+# Registration events share the workshop's key with DelegateRegistered, so they never overtake it;
+# one for a registration travel never saw carries nothing travel needs.
+
+
+async def on_registration_cancelled(event: RegistrationCancelled, uow: TravelUnitOfWork) -> None:
+    if registration := await uow.registrations.get(event.registration_id):
+        registration.status = "cancelled"
+
+
+async def on_registration_promoted(event: RegistrationPromoted, uow: TravelUnitOfWork) -> None:
+    if registration := await uow.registrations.get(event.registration_id):
+        registration.status, registration.funded = "registered", event.funded
+
+
+async def on_registration_funding_changed(event: RegistrationFundingChanged, uow: TravelUnitOfWork) -> None:
+    # A claim already submitted keeps the funding it was decided with; only later claims see the change.
+    if registration := await uow.registrations.get(event.registration_id):
+        registration.funded = event.funded
+
+
+# --- what travel learns from finance ------------------------------------------------------
+
+
+async def _follow(uow: TravelUnitOfWork, claim_id: UUID, decision: Decision) -> None:
+    claimed = await uow.claims.get(claim_id) or await uow.expert_visits.get(claim_id)
+    if claimed is None:
+        # Finance decides only on claims travel published: an unknown id is worth a dead letter, not silence.
+        raise NotFound(f"finance decided on claim {claim_id}, which travel does not have")
+    if not claimed.record(decision):
+        log.warning(
+            "decision after payment ignored", extra={"claim_id": str(claim_id), "decision": decision.status}
+        )
+
+
+async def on_reimbursement_approved(event: ReimbursementApproved, uow: TravelUnitOfWork) -> None:
+    await _follow(uow, event.claim_id, Decision(ClaimStatus.APPROVED, utcnow(), amount=event.amount))
+
+
+async def on_reimbursement_held(event: ReimbursementHeld, uow: TravelUnitOfWork) -> None:
+    await _follow(uow, event.claim_id, Decision(ClaimStatus.HELD, utcnow(), amount=event.amount, reason=event.reason))
+
+
+async def on_reimbursement_paid(event: ReimbursementPaid, uow: TravelUnitOfWork) -> None:
+    await _follow(uow, event.claim_id, Decision(ClaimStatus.PAID, utcnow(), amount=event.amount, paid_on=event.paid_on))
+
+
+async def on_reimbursement_rejected(event: ReimbursementRejected, uow: TravelUnitOfWork) -> None:
+    await _follow(uow, event.claim_id, Decision(ClaimStatus.REJECTED, utcnow(), reason=event.reason))
 
 
 HANDLERS = {
     CityJoined: on_city_joined,
     CityLeft: on_city_left,
     WorkshopScheduled: on_workshop_scheduled,
+    WorkshopRescheduled: on_workshop_rescheduled,
     WorkshopCancelled: on_workshop_cancelled,
+    DelegateRegistered: on_delegate_registered,
+    RegistrationCancelled: on_registration_cancelled,
+    RegistrationPromoted: on_registration_promoted,
+    RegistrationFundingChanged: on_registration_funding_changed,
+    ReimbursementApproved: on_reimbursement_approved,
+    ReimbursementHeld: on_reimbursement_held,
+    ReimbursementPaid: on_reimbursement_paid,
+    ReimbursementRejected: on_reimbursement_rejected,
 }

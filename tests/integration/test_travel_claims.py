@@ -1,0 +1,433 @@
+"""Travel claims through HTTP and the consumer machinery, on SQLite and PostgreSQL (no broker):
+the facts travel learns are fed to its consumer as records built by hand, as Kafka would deliver them."""
+
+import asyncio
+import itertools
+import json
+from datetime import date, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import event, func, select
+
+from contracts.envelope import to_headers, to_value, wrap
+from contracts.events import (
+    CityJoined,
+    DelegateRegistered,
+    Event,
+    RegistrationCancelled,
+    RegistrationPromoted,
+    ReimbursementApproved,
+    ReimbursementHeld,
+    ReimbursementPaid,
+    ReimbursementRejected,
+    WorkshopCancelled,
+    WorkshopRescheduled,
+    WorkshopScheduled,
+)
+from services.common.api import today
+from services.common.db import OutboxMessage
+from services.travel.app import build_app
+from services.travel.domain import TravelClaim
+from services.travel.settings import TravelSettings
+from tests.support import running
+
+NO_BROKER = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # these tests never reach Kafka
+offsets = itertools.count()
+SOURCES = {"icc.membership.cities": "membership", "icc.events.workshops": "events", "icc.finance.reimbursements": "finance"}
+
+
+def record(event: Event, envelope=None) -> ConsumerRecord:
+    envelope = envelope or wrap(event, service=SOURCES[event.topic.value])
+    return ConsumerRecord(
+        event.topic.value, 0, next(offsets), 0, 0, envelope.key.encode(), to_value(envelope), None, 0, 0, to_headers(envelope)
+    )
+
+
+class World:
+    """Travel running on its own database, and what it has been told by the other services."""
+
+    def __init__(self, client, runtime) -> None:
+        self.client, self.runtime = client, runtime
+
+    async def learn(self, *events: Event):
+        outcome = await self.runtime.consumer.apply([record(event) for event in events])
+        assert outcome.dead_lettered == [], outcome.dead_lettered
+        return outcome
+
+    async def city(self, name="Ghent", country="BE", european=True) -> UUID:
+        city_id = uuid4()
+        await self.learn(CityJoined(city_id=city_id, name=name, country=country, european=european, joined_on=date(2024, 5, 1)))
+        return city_id
+
+    async def workshop(self, starts_on: date | None = None, days: int = 2, country: str = "PT") -> UUID:
+        workshop_id, starts_on = uuid4(), starts_on or today() - timedelta(days=1)
+        await self.learn(
+            WorkshopScheduled(
+                workshop_id=workshop_id, title="Intercultural public services", kind="thematic_workshop", host_city="Lisbon",
+                host_country=country, starts_on=starts_on, ends_on=starts_on + timedelta(days=days - 1), capacity=40,
+                funded_quota_per_city=1,
+            )
+        )
+        return workshop_id
+
+    async def registration(self, workshop_id, city_id, *, funded=True, status="registered", email="ana@ghent.be") -> UUID:
+        registration_id = uuid4()
+        await self.learn(
+            DelegateRegistered(
+                registration_id=registration_id, workshop_id=workshop_id, city_id=city_id, delegate_name="Ana Lopes",
+                delegate_email=email, status=status, funded=funded,
+            )
+        )
+        return registration_id
+
+    async def delegate(self, *, european=True, funded=True, **registered) -> UUID:
+        city = await self.city() if european else await self.city("Montréal", "CA", european=False)
+        return await self.registration(await self.workshop(), city, funded=funded, **registered)
+
+    async def outbox(self, topic="icc.travel.claims") -> list[OutboxMessage]:
+        async with self.runtime.sessions() as session:
+            return list(await session.scalars(select(OutboxMessage).where(OutboxMessage.topic == topic).order_by(OutboxMessage.position)))
+
+    async def claims(self) -> int:
+        async with self.runtime.sessions() as session:
+            return await session.scalar(select(func.count()).select_from(TravelClaim))
+
+
+@pytest.fixture
+async def travel(databases):
+    app = build_app(TravelSettings(**NO_BROKER, **databases("travel")))
+    async with running(app) as client:
+        world = World(client, app.state.runtime)
+        # Rates for the expense dates the tests use (the seeded tables cover 2025-2027 too).
+        assert (await client.put("/allowance-rates/PT", json={"eur_per_night": "155.00", "valid_from": "2025-01-01"})).status_code == 200
+        on = (today() - timedelta(days=10)).isoformat()
+        assert (await client.put("/exchange-rates/NOK", json={"units_per_eur": "11.4500", "on": on})).status_code == 200
+        yield world
+
+
+def claim_body(registration_id, *, receipt="SAS-7781", spent_on=None, currency="NOK", amount="4580.00", nights=3, travel_days=1):
+    spent_on = (spent_on or today() - timedelta(days=3)).isoformat()
+    return {
+        "registration_id": str(registration_id),
+        "nights": nights,
+        "travel_days_without_night": travel_days,
+        "lines": [
+            {"kind": "transport", "amount": amount, "currency": currency, "spent_on": spent_on, "receipt": receipt},
+            {"kind": "visa", "amount": "60.00", "currency": "EUR", "spent_on": spent_on},
+        ],
+    }
+
+
+def line_amounts(claim: dict) -> list[tuple]:
+    return [(line["kind"], line["eur_amount"], line["coe_funded"], line["city_borne"]) for line in claim["lines"]]
+
+
+# --- the funding rule, end to end through the API -----------------------------------------------
+
+
+async def test_a_european_delegate_claim_is_coe_funded_line_by_line_and_published(travel) -> None:
+    registration_id = await travel.delegate()
+    response = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert response.status_code == 201, response.text
+    claim = response.json()
+    assert (claim["status"], claim["coe_funded"], claim["city_borne"], claim["claimed"]) == ("submitted", "1002.50", "0.00", "1002.50")
+    assert line_amounts(claim) == [
+        ("transport", "400.00", "400.00", "0.00"),  # 4580.00 NOK / 11.45
+        ("visa", "60.00", "60.00", "0.00"),
+        ("daily_allowance", "542.50", "542.50", "0.00"),  # 3 x 155.00 + 77.50
+    ]
+    transport = claim["lines"][0]
+    assert (transport["amount"], transport["currency"], transport["exchange_rate"]) == ("4580.00", "NOK", "11.45")
+    assert transport["rate_on"] == (today() - timedelta(days=10)).isoformat()
+    assert transport["rule"] == "european_member_coe_funded" and "Ghent is a European member city" in transport["explanation"]
+    assert (await travel.client.get(f"/claims/{claim['id']}")).json() == claim
+
+    [published] = await travel.outbox()
+    headers = dict(published.headers)
+    assert (headers["ce_type"], published.key) == ("TravelClaimed", claim["id"])
+    payload = json.loads(published.value)
+    assert {k: payload[k] for k in ("claim_id", "registration_id", "european", "budget_line", "coe_funded", "city_borne", "event_year")} == {
+        "claim_id": claim["id"], "registration_id": str(registration_id), "european": True, "budget_line": "delegate_travel",
+        "coe_funded": "1002.50", "city_borne": "0.00", "event_year": (today() - timedelta(days=1)).year,
+    }
+
+
+async def test_a_non_european_delegate_claim_is_all_city_borne(travel) -> None:
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate(european=False)))).json()
+    assert (claim["coe_funded"], claim["city_borne"]) == ("0.00", "1002.50")
+    assert {line["rule"] for line in claim["lines"]} == {"non_european_member_city_borne"}
+    assert json.loads((await travel.outbox())[0].value)["european"] is False
+
+
+async def test_a_delegate_beyond_the_city_quota_is_self_funded(travel) -> None:
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate(funded=False)))).json()
+    assert (claim["funded"], claim["coe_funded"], claim["city_borne"]) == (False, "0.00", "1002.50")
+    assert {line["rule"] for line in claim["lines"]} == {"beyond_funded_quota_self_funded"}
+
+
+async def test_transport_without_a_receipt_is_shown_but_not_reimbursed(travel) -> None:
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate(), receipt=None))).json()
+    assert line_amounts(claim)[0] == ("transport", "400.00", "0.00", "0.00")
+    assert claim["lines"][0]["rule"] == "missing_proof_of_payment"
+    assert (claim["coe_funded"], claim["blocked"], claim["claimed"]) == ("602.50", "400.00", "1002.50")
+
+
+async def test_nights_claimed_beyond_the_event_are_capped_and_explained(travel) -> None:
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate(), nights=6, travel_days=0))).json()
+    allowance = claim["lines"][-1]
+    assert allowance["eur_amount"] == "465.00"  # 3 nights: the event's 2 days + 1
+    assert "6 nights claimed, capped at 3" in allowance["explanation"]
+
+
+# --- refusals, each writing nothing ---------------------------------------------------------
+
+
+async def test_a_second_claim_for_the_same_registration_is_refused(travel) -> None:
+    registration_id = await travel.delegate()
+    first = await travel.client.post("/claims", json=claim_body(registration_id))
+    second = await travel.client.post("/claims", json=claim_body(registration_id, amount="100.00"))
+    assert second.status_code == 409 and f"already has claim {first.json()['id']}" in second.json()["detail"]
+    assert (await travel.claims(), len(await travel.outbox())) == (1, 1)
+
+
+async def test_a_claim_for_a_registration_travel_has_not_learnt_is_a_retryable_409(travel) -> None:
+    response = await travel.client.post("/claims", json=claim_body(uuid4()))
+    assert response.status_code == 409 and response.json()["retryable"] is True
+    assert response.headers["Retry-After"] == "2" and "not known to travel" in response.json()["detail"]
+    assert await travel.claims() == 0
+
+
+async def test_a_missing_exchange_rate_is_a_422_and_never_a_guess(travel) -> None:
+    response = await travel.client.post("/claims", json=claim_body(await travel.delegate(), currency="ISK", amount="30000.00"))
+    assert response.status_code == 422
+    assert "no ISK exchange rate on or before" in response.json()["detail"]
+    assert (await travel.claims(), await travel.outbox()) == (0, [])
+
+
+async def test_claims_close_60_days_after_the_event_ends_as_rescheduled(travel) -> None:
+    city = await travel.city()
+    workshop = await travel.workshop(starts_on=today() - timedelta(days=62), days=2)  # ended 61 days ago
+    registration_id = await travel.registration(workshop, city)
+    late = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert late.status_code == 409 and "closed on" in late.json()["detail"]
+    # the event was in fact held later: the window follows its current dates
+    await travel.learn(WorkshopRescheduled(workshop_id=workshop, starts_on=today() - timedelta(days=30), ends_on=today() - timedelta(days=29)))
+    assert (await travel.client.post("/claims", json=claim_body(registration_id))).status_code == 201
+
+
+async def test_claims_open_on_the_events_first_day(travel) -> None:
+    city = await travel.city()
+    registration_id = await travel.registration(await travel.workshop(starts_on=today() + timedelta(days=1)), city)
+    early = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert early.status_code == 409 and "open on its first day" in early.json()["detail"]
+
+
+async def test_a_waitlisted_delegate_can_claim_only_once_promoted(travel) -> None:
+    city, workshop = await travel.city(), await travel.workshop()
+    registration_id = await travel.registration(workshop, city, status="waitlisted", funded=False)
+    refused = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert refused.status_code == 409 and "waiting list" in refused.json()["detail"]
+    await travel.learn(RegistrationPromoted(registration_id=registration_id, workshop_id=workshop, city_id=city, funded=True))
+    promoted = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert promoted.status_code == 201 and promoted.json()["coe_funded"] == "1002.50"
+
+
+async def test_a_cancelled_registration_or_event_cannot_claim(travel) -> None:
+    city, workshop = await travel.city(), await travel.workshop()
+    cancelled = await travel.registration(workshop, city)
+    await travel.learn(RegistrationCancelled(registration_id=cancelled, workshop_id=workshop, city_id=city))
+    assert "was cancelled" in (await travel.client.post("/claims", json=claim_body(cancelled))).json()["detail"]
+    other = await travel.registration(workshop, city)
+    await travel.learn(WorkshopCancelled(workshop_id=workshop))
+    response = await travel.client.post("/claims", json=claim_body(other))
+    assert response.status_code == 409 and "nothing to claim" in response.json()["detail"]
+    assert await travel.claims() == 0
+
+
+async def test_bad_input_gets_a_clear_422_naming_the_field_and_writes_nothing(travel) -> None:
+    registration_id = await travel.delegate()
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    cases = [
+        ({"amount": 4580.5}, "amount"),  # a float has already lost the cents
+        ({"amount": "-10.00"}, "amount"),
+        ({"amount": "10.001"}, "amount"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"spent_on": tomorrow}, "spent_on"),
+        ({"kind": "taxi_to_the_moon"}, "kind"),
+    ]
+    for change, field in cases:
+        body = claim_body(registration_id)
+        body["lines"][0].update(change)
+        response = await travel.client.post("/claims", json=body)
+        assert response.status_code == 422, (change, response.text)
+        assert any(error["loc"][-1] == field for error in response.json()["detail"]), response.text
+    response = await travel.client.post("/claims", json={**claim_body(registration_id), "nights": -1})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "nights"]
+    assert (await travel.claims(), await travel.outbox()) == (0, [])
+
+
+# --- decisions from finance ---------------------------------------------------------------
+
+
+async def test_the_claim_status_follows_finance_decisions_and_replays_change_nothing(travel) -> None:
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate()))).json()
+    claim_id, year = UUID(claim["id"]), claim["event_year"]
+
+    async def status() -> tuple[str, list[str]]:
+        seen = (await travel.client.get(f"/claims/{claim_id}")).json()
+        return seen["status"], [d["status"] for d in seen["decisions"]]
+
+    held = ReimbursementHeld(claim_id=claim_id, amount="1002.50", budget_line="delegate_travel", year=year, reason="headroom 500.00")
+    await travel.learn(held)
+    assert await status() == ("held", ["held"])
+    assert (await travel.client.get(f"/claims/{claim_id}")).json()["decisions"][0]["reason"] == "headroom 500.00"
+
+    approved = record(ReimbursementApproved(claim_id=claim_id, amount="1002.50", budget_line="delegate_travel", year=year))
+    await travel.runtime.consumer.apply([approved])
+    assert await status() == ("approved", ["held", "approved"])
+    assert (await travel.runtime.consumer.apply([approved])).duplicates == 1  # redelivered: no second decision
+    assert await status() == ("approved", ["held", "approved"])
+
+    await travel.learn(ReimbursementPaid(claim_id=claim_id, amount="1002.50", paid_on=today()))
+    await travel.learn(ReimbursementRejected(claim_id=claim_id, reason="late"))  # paid is final
+    assert await status() == ("paid", ["held", "approved", "paid"])
+    paid = (await travel.client.get("/claims", params={"status": "paid"})).json()
+    assert [c["id"] for c in paid] == [str(claim_id)] and paid[0]["decisions"][-1]["paid_on"] == today().isoformat()
+
+
+async def test_a_decision_on_a_claim_travel_does_not_have_is_dead_lettered(travel) -> None:
+    stray = ReimbursementRejected(claim_id=uuid4(), reason="?")
+    outcome = await travel.runtime.consumer.apply([record(stray)])
+    assert outcome.applied == 0 and "which travel does not have" in outcome.dead_lettered[0]
+    [letter] = await travel.outbox("icc.travel.dead-letter")
+    assert dict(letter.headers)["ce_type"] == "ReimbursementRejected"
+
+
+# --- listing ------------------------------------------------------------------------------
+
+
+async def test_delegates_list_their_own_claims_and_the_secretariat_filters_all(travel) -> None:
+    ghent, montreal = await travel.city(), await travel.city("Montréal", "CA", european=False)
+    lisbon, other = await travel.workshop(), await travel.workshop()
+    ana = await travel.registration(lisbon, ghent, email="Ana@Ghent.be")
+    ben = await travel.registration(lisbon, montreal, email="ben@montreal.ca")
+    ana_again = await travel.registration(other, ghent, email="ana@ghent.be")
+    ids = {}
+    for name, registration_id in (("ana", ana), ("ben", ben), ("ana_again", ana_again)):
+        ids[name] = (await travel.client.post("/claims", json=claim_body(registration_id))).json()["id"]
+
+    async def listed(**params) -> set[str]:
+        response = await travel.client.get("/claims", params=params)
+        assert response.status_code == 200, response.text
+        return {claim["id"] for claim in response.json()}
+
+    assert await listed(delegate_email="ANA@ghent.be") == {ids["ana"], ids["ana_again"]}
+    assert await listed(workshop_id=str(lisbon)) == {ids["ana"], ids["ben"]}
+    assert await listed(city_id=str(montreal)) == {ids["ben"]}
+    assert await listed(workshop_id=str(lisbon), city_id=str(ghent)) == {ids["ana"]}
+    assert await listed(status="submitted") == set(ids.values()) and await listed(status="approved") == set()
+    assert len(await listed(limit=2)) == 2 and len(await listed(limit=2, offset=2)) == 1
+    assert (await travel.client.get("/claims", params={"status": "lost"})).status_code == 422
+
+
+# --- expert visits ------------------------------------------------------------------------
+
+
+async def test_an_expert_visit_to_a_non_european_city_is_recharged_and_published(travel) -> None:
+    unknown = await travel.client.post("/expert-visits", json={"city_id": str(uuid4()), "visit_date": today().isoformat()})
+    assert unknown.status_code == 409 and unknown.json()["retryable"] is True
+    city_id = await travel.city("Montréal", "CA", european=False)
+    assert (await travel.client.put("/allowance-rates/CA", json={"eur_per_night": "195.00", "valid_from": "2026-01-01"})).status_code == 200
+    visit_date = today() - timedelta(days=5)
+    body = {
+        "city_id": str(city_id),
+        "visit_date": visit_date.isoformat(),
+        "nights": 2,
+        "lines": [
+            {"kind": "transport", "traveller": "expert", "amount": "612.40", "currency": "EUR", "spent_on": visit_date.isoformat(), "receipt": "AF-1"},
+            {"kind": "local_transport", "traveller": "CoE representative", "amount": "35.60", "currency": "EUR", "spent_on": visit_date.isoformat()},
+        ],
+    }
+    response = await travel.client.post("/expert-visits", json=body)
+    assert response.status_code == 201, response.text
+    visit = response.json()
+    assert (visit["european"], visit["coe_funded"], visit["recharged"], visit["status"]) == (False, "0.00", "1428.00", "submitted")
+    assert visit["lines"][-1]["eur_amount"] == "780.00"  # 2 travellers x 2 nights x 195.00
+    assert visit["lines"][0]["traveller"] == "expert"
+    assert (await travel.client.get(f"/expert-visits/{visit['id']}")).json() == visit
+    [published] = await travel.outbox()
+    payload = json.loads(published.value)
+    assert (dict(published.headers)["ce_type"], payload["claim_id"], payload["recharged"]) == ("ExpertVisitClaimed", visit["id"], "1428.00")
+
+    again = await travel.client.post("/expert-visits", json=body)
+    assert again.status_code == 409 and "already claimed" in again.json()["detail"]
+    await travel.learn(ReimbursementApproved(claim_id=UUID(visit["id"]), amount="0.00", budget_line="expert_visits", year=visit_date.year))
+    assert (await travel.client.get("/expert-visits", params={"city_id": str(city_id), "status": "approved"})).json()[0]["id"] == visit["id"]
+
+
+# --- the rate tables ----------------------------------------------------------------------
+
+
+async def test_rate_tables_are_seeded_and_managed_through_the_api(travel) -> None:
+    seeded = (await travel.client.get("/allowance-rates", params={"limit": 1000})).json()
+    assert len({rate["country"] for rate in seeded}) >= 50
+    assert (await travel.client.get("/allowance-rates/FR", params={"on": "2026-06-01"})).json()["eur_per_night"] == "190.00"
+    assert (await travel.client.get("/exchange-rates/KRW", params={"on": "2026-02-14"})).json() == {
+        "currency": "KRW", "on": "2026-02-01", "units_per_eur": "1564.68",
+    }
+
+    # a new rate from a later date leaves the earlier one in force before it
+    put = await travel.client.put("/allowance-rates/fr", json={"eur_per_night": "205.00", "valid_from": "2027-01-01"})
+    assert put.status_code == 200 and put.json() == {"country": "FR", "valid_from": "2027-01-01", "eur_per_night": "205.00"}
+    assert (await travel.client.get("/allowance-rates/FR", params={"on": "2026-12-31"})).json()["eur_per_night"] == "190.00"
+    assert (await travel.client.get("/allowance-rates/FR", params={"on": "2027-01-01"})).json()["eur_per_night"] == "205.00"
+    corrected = await travel.client.put("/exchange-rates/NOK", json={"units_per_eur": "11.2300", "on": "2026-03-02"})
+    assert corrected.json()["units_per_eur"] == "11.23"
+    assert (await travel.client.put("/exchange-rates/KRW", json={"units_per_eur": "1600.0000", "on": "2026-03-02"})).status_code == 200
+    assert (await travel.client.get("/exchange-rates/KRW", params={"on": "2026-03-02"})).json()["units_per_eur"] == "1600"  # not 1.6E+3
+    assert (await travel.client.get("/exchange-rates", params={"currency": "NOK", "limit": 1000})).status_code == 200
+    assert (await travel.client.get("/exchange-rates/ISK")).status_code == 404
+
+    for path, body, field in [
+        ("/allowance-rates/ZZ", {"eur_per_night": "100.00", "valid_from": "2026-01-01"}, "country"),
+        ("/allowance-rates/FR", {"eur_per_night": "0.00", "valid_from": "2026-01-01"}, "eur_per_night"),
+        ("/exchange-rates/EUR", {"units_per_eur": "1", "on": "2026-01-01"}, "currency"),
+        ("/exchange-rates/NOK", {"units_per_eur": 11.45, "on": "2026-01-01"}, "units_per_eur"),
+        ("/exchange-rates/NOK", {"units_per_eur": "11.1234567", "on": "2026-01-01"}, "units_per_eur"),
+    ]:
+        response = await travel.client.put(path, json=body)
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == field, (path, body, response.text)
+
+
+# --- concurrency and batches --------------------------------------------------------------
+
+
+async def test_two_simultaneous_claims_for_one_registration_give_one_claim(travel) -> None:
+    registration_id = await travel.delegate()
+    answers = await asyncio.gather(*(travel.client.post("/claims", json=claim_body(registration_id)) for _ in range(2)))
+    assert sorted(answer.status_code for answer in answers) == [201, 409]
+    assert (await travel.claims(), len(await travel.outbox())) == (1, 1)
+
+
+async def test_a_batch_of_facts_is_applied_in_a_few_queries_not_one_per_event(travel) -> None:
+    city, workshop = await travel.city(), await travel.workshop()
+    registered = [
+        DelegateRegistered(
+            registration_id=uuid4(), workshop_id=workshop, city_id=city, delegate_name=f"Delegate {n}",
+            delegate_email=f"d{n}@ghent.be", status="registered", funded=n == 0,
+        )
+        for n in range(200)
+    ]
+    promoted = [RegistrationPromoted(registration_id=r.registration_id, workshop_id=workshop, city_id=city, funded=True) for r in registered[:50]]
+    statements = []
+    engine = travel.runtime.engine.sync_engine
+    count = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        outcome = await travel.learn(*registered, *promoted)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert outcome.applied == 250
+    assert len(statements) <= 12, statements
