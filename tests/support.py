@@ -97,6 +97,8 @@ async def committed_everything(bootstrap: str, group: str, topics: list[str]) ->
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from aiokafka.errors import KafkaError
+
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
@@ -104,7 +106,12 @@ async def committed_everything(bootstrap: str, group: str, topics: list[str]) ->
     try:
         described = await admin.describe_topics(topics)
         partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-        committed = await admin.list_consumer_group_offsets(group)
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+        except KafkaError as err:
+            if err.retriable:  # e.g. a fresh broker still electing the group coordinator
+                return False
+            raise
         ends = await probe.end_offsets(partitions)
         return all(committed.get(tp) is not None and committed[tp].offset >= end for tp, end in ends.items() if end > 0)
     finally:
