@@ -225,6 +225,7 @@ for aggregate, table in ((TravelClaim, travel_claims), (ExpertVisit, expert_visi
     )
 
 T = TypeVar("T")
+R = TypeVar("R", AllowanceRate, ExchangeRate)
 
 
 class Keyed(Generic[T]):
@@ -250,61 +251,30 @@ class Keyed(Generic[T]):
         self._loaded[getattr(row, self.key.name)] = row
 
 
-class AllowanceRates:
-    def __init__(self, session) -> None:
-        self.session = session
+class DatedRates(Generic[R]):
+    """A dated rate table (allowance per night by country, exchange rate by currency): the rate in
+    force on a date is the latest one dated on or before it."""
 
-    async def in_force(self, country: str, on: date) -> AllowanceRate | None:
-        """The rate in force on a date: the latest valid_from on or before it."""
-        query = (
-            select(AllowanceRate)
-            .where(allowance_rates.c.country == country, allowance_rates.c.valid_from <= on)
-            .order_by(allowance_rates.c.valid_from.desc())
-            .limit(1)
-        )
+    def __init__(self, session, model: type[R], table: Table, key: str, dated: str, value: str) -> None:
+        self.session, self.model = session, model
+        self.key, self.dated, self.value = table.c[key], table.c[dated], value
+
+    async def in_force(self, key: str, on: date) -> R | None:
+        query = select(self.model).where(self.key == key, self.dated <= on).order_by(self.dated.desc()).limit(1)
         return await self.session.scalar(query)
 
-    async def put(self, country: str, valid_from: date, eur_per_night: Decimal) -> AllowanceRate:
-        rate = await self.session.get(AllowanceRate, (country, valid_from))
+    async def put(self, key: str, dated: date, value: Decimal) -> R:
+        rate = await self.session.get(self.model, (key, dated))
         if rate is None:
-            rate = AllowanceRate(country, valid_from, eur_per_night)
+            rate = self.model(key, dated, value)
             self.session.add(rate)
-        rate.eur_per_night = eur_per_night
+        setattr(rate, self.value, value)
         return rate
 
-    async def find(self, country: str | None, limit: int, offset: int) -> list[AllowanceRate]:
-        query = select(AllowanceRate).order_by(allowance_rates.c.country, allowance_rates.c.valid_from).limit(limit).offset(offset)
-        if country:
-            query = query.where(allowance_rates.c.country == country)
-        return list(await self.session.scalars(query))
-
-
-class ExchangeRates:
-    def __init__(self, session) -> None:
-        self.session = session
-
-    async def in_force(self, currency: str, on: date) -> ExchangeRate | None:
-        """The latest rate quoted on or before the date (whether it is recent enough is the domain's call)."""
-        query = (
-            select(ExchangeRate)
-            .where(exchange_rates.c.currency == currency, exchange_rates.c.quoted_on <= on)
-            .order_by(exchange_rates.c.quoted_on.desc())
-            .limit(1)
-        )
-        return await self.session.scalar(query)
-
-    async def put(self, currency: str, quoted_on: date, units_per_eur: Decimal) -> ExchangeRate:
-        rate = await self.session.get(ExchangeRate, (currency, quoted_on))
-        if rate is None:
-            rate = ExchangeRate(currency, quoted_on, units_per_eur)
-            self.session.add(rate)
-        rate.units_per_eur = units_per_eur
-        return rate
-
-    async def find(self, currency: str | None, limit: int, offset: int) -> list[ExchangeRate]:
-        query = select(ExchangeRate).order_by(exchange_rates.c.currency, exchange_rates.c.quoted_on).limit(limit).offset(offset)
-        if currency:
-            query = query.where(exchange_rates.c.currency == currency)
+    async def find(self, key: str | None, limit: int, offset: int) -> list[R]:
+        query = select(self.model).order_by(self.key, self.dated).limit(limit).offset(offset)
+        if key:
+            query = query.where(self.key == key)
         return list(await self.session.scalars(query))
 
 
@@ -378,8 +348,8 @@ class TravelUnitOfWork(UnitOfWork):
         self.registrations = Keyed(self.session, Registration, registrations.c.registration_id)
         self.claims = Claims(self.session)
         self.expert_visits = ExpertVisits(self.session)
-        self.allowance_rates = AllowanceRates(self.session)
-        self.exchange_rates = ExchangeRates(self.session)
+        self.allowance_rates = DatedRates(self.session, AllowanceRate, allowance_rates, "country", "valid_from", "eur_per_night")
+        self.exchange_rates = DatedRates(self.session, ExchangeRate, exchange_rates, "currency", "quoted_on", "units_per_eur")
         return self
 
     async def prefetch(self, events: list[Event]) -> None:

@@ -331,10 +331,20 @@ class Decision:
 
 
 class FollowsFinance:
-    """A claim (or expert visit) whose status follows finance's decisions, in the order finance made them."""
+    """A claim (or expert visit): its lines' totals, and a status that follows finance's decisions
+    in the order finance made them."""
 
     status: str
+    lines: list[ClaimLine]
     decisions: list[Decision]
+
+    @property
+    def claimed(self) -> Decimal:
+        return sum((line.eur_amount for line in self.lines), ZERO)
+
+    @property
+    def blocked(self) -> Decimal:
+        return sum((line.blocked for line in self.lines), ZERO)
 
     def record(self, decision: Decision) -> bool:
         # Paid is final: the money has left; a later decision cannot take it back.
@@ -371,14 +381,6 @@ class TravelClaim(FollowsFinance):
     status: str = ClaimStatus.SUBMITTED
     lines: list[ClaimLine] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
-
-    @property
-    def claimed(self) -> Decimal:
-        return sum((line.eur_amount for line in self.lines), ZERO)
-
-    @property
-    def blocked(self) -> Decimal:
-        return sum((line.blocked for line in self.lines), ZERO)
 
     def claimed_event(self) -> TravelClaimed:
         return TravelClaimed(
@@ -481,14 +483,6 @@ class ExpertVisit(FollowsFinance):
     status: str = ClaimStatus.SUBMITTED
     lines: list[ClaimLine] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
-
-    @property
-    def claimed(self) -> Decimal:
-        return sum((line.eur_amount for line in self.lines), ZERO)
-
-    @property
-    def blocked(self) -> Decimal:
-        return sum((line.blocked for line in self.lines), ZERO)
 
     def claimed_event(self) -> ExpertVisitClaimed:
         return ExpertVisitClaimed(
