@@ -79,7 +79,7 @@ class Demo:
     # --- the year -----------------------------------------------------------------------
 
     async def set_budget(self) -> None:
-        lines = {"administration": "600000.00", "delegate_travel": "90000.00", "expert_visits": "60000.00",
+        lines = {"administration": "600000.00", "delegate_travel": "125000.00", "expert_visits": "60000.00",
                  "index_analysis": "80000.00", "events": "150000.00"}
         response = await self.call("PUT", "finance", f"/budgets/{self.year}", json={"lines": lines})
         check(response, "setting the budget")
@@ -213,6 +213,23 @@ class Demo:
         body = {"amount": amount, "paid_on": self.today.isoformat(), "reference": f"BANK-{invoice['id'][:8].upper()}"}
         check(await self.call("POST", "finance", f"/invoices/{invoice['id']}/payments", json=body), "paying an invoice")
 
+    async def settle(self) -> None:
+        """The finance unit's side: pay most approved claims, and book the year's other spending."""
+        approved = (await self.call("GET", "finance", "/reimbursements", params={"status": "approved", "limit": 1000})).json()
+        paid = [c for c in approved if c["amount"] != "0.00" and self.random.random() < 0.6]
+        jobs = [self.call("POST", "finance", f"/reimbursements/{c['claim_id']}/payment", json={"paid_on": self.today.isoformat()})
+                for c in paid]
+        spending = [("administration", "spent", "182000.00", "Secretariat staff, Jan-Oct"),
+                    ("administration", "commitment", "36000.00", "Secretariat staff, Nov-Dec"),
+                    ("index_analysis", "spent", "31500.00", "INDEX analyses, first batch"),
+                    ("index_analysis", "commitment", "24000.00", "INDEX analyses, second batch"),
+                    ("events", "spent", "64000.00", "Venues and interpretation"),
+                    ("events", "commitment", "52000.00", "Annual ICC network meeting")]
+        jobs += [self.call("POST", "finance", f"/budgets/{self.year}/spending",
+                           json={"budget_line": line, "kind": kind, "amount": amount, "reference": reference})
+                 for line, kind, amount, reference in spending]
+        await self.gather("claims paid, spending booked", jobs)
+
     async def run(self) -> None:
         await self.set_budget()
         cities = await self.apply_and_join()
@@ -221,6 +238,7 @@ class Demo:
         claims = await self.claim(registrations)
         await self.expert_visits(cities)
         await self.pay(cities)
+        await self.settle()
         members = sum(c["status"] == "member" for c in cities)
         print(f"\nloaded: {len(cities)} cities ({members} members), {len(events)} events, "
               f"{len(registrations)} registrations, {len(claims)} claims, 10 expert visits")
