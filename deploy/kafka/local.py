@@ -606,8 +606,10 @@ class LocalKafka:
         last_error = "port not open yet"
         while True:
             if not self.is_running():
+                code = self._proc.poll() if self._proc is not None else None
+                how = "" if code is None else f" (exit code {code}{', killed by a signal' if code < 0 else ''})"
                 raise KafkaError(
-                    f"Kafka ({self.home}) exited during startup. Last lines of "
+                    f"Kafka ({self.home}) exited during startup{how}. Last lines of "
                     f"{self.server_log}:\n{_tail(self.server_log)}\n--- {self.console_log} ---\n"
                     f"{_tail(self.console_log, 20)}"
                 )

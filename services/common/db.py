@@ -27,22 +27,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Cents(TypeDecorator[Decimal]):
-    """A Decimal euro amount stored as integer cents: exact on SQLite and PostgreSQL alike."""
+class ScaledDecimal(TypeDecorator[Decimal]):
+    """An exact Decimal with at most SCALE places, stored as an integer: exact on SQLite and PostgreSQL alike."""
 
     impl = BigInteger
     cache_ok = True
+    SCALE = 2
 
     def process_bind_param(self, value: Decimal | None, dialect: Any) -> int | None:
         if value is None:
             return None
-        cents = value * 100
-        if cents != cents.to_integral_value():
-            raise ValueError(f"{value} has fractions of a cent; round it with contracts.money.to_cents first")
-        return int(cents)
+        scaled = value.scaleb(self.SCALE)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value} has more than {self.SCALE} decimal places; round it first (contracts.money.to_cents)")
+        return int(scaled)
 
     def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
-        return None if value is None else Decimal(value).scaleb(-2)
+        return None if value is None else Decimal(value).scaleb(-self.SCALE)
+
+
+class Cents(ScaledDecimal):
+    """A euro amount stored as integer cents."""
+
+    cache_ok = True  # SQLAlchemy asks each subclass itself
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -6,7 +6,6 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Column,
     Date,
@@ -14,7 +13,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     Uuid,
     and_,
@@ -39,7 +37,7 @@ from contracts.events import (
     WorkshopRescheduled,
     WorkshopScheduled,
 )
-from services.common.db import Cents, UnitOfWork, UtcDateTime
+from services.common.db import Cents, ScaledDecimal, UnitOfWork, UtcDateTime
 from services.common.errors import NotFound
 from services.travel.domain import (
     AllowanceRate,
@@ -57,23 +55,15 @@ from services.travel.domain import (
 mapper = registry()
 
 
-class Micros(TypeDecorator[Decimal]):
-    """An exact decimal with up to six places (an ECB rate such as 11.4500) stored as an integer."""
+class Micros(ScaledDecimal):
+    """An exchange rate with up to six places (an ECB rate such as 11.4500) stored as an integer."""
 
-    impl = BigInteger
-    cache_ok = True
     SCALE = 6
-
-    def process_bind_param(self, value: Decimal | None, dialect: Any) -> int | None:
-        if value is None:
-            return None
-        scaled = value.scaleb(self.SCALE)
-        if scaled != scaled.to_integral_value():
-            raise ValueError(f"{value} has more than {self.SCALE} decimal places")
-        return int(scaled)
+    cache_ok = True
 
     def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
-        return None if value is None else plain(Decimal(value).scaleb(-self.SCALE))  # 11450000 -> 11.45
+        rate = super().process_result_value(value, dialect)
+        return None if rate is None else plain(rate)  # 11450000 -> 11.45
 
 
 known_cities = Table(
