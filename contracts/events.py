@@ -69,6 +69,21 @@ class CityJoined(Event):
     joined_on: date
 
 
+class JoinDateCorrected(Event):
+    """The secretariat corrected a mistyped signature date of a member city. Its join date (the
+    later of the two signatures) is re-derived, and with it whether it is European on that day;
+    consumers re-derive what follows (e.g. the contribution year). `previous_joined_on` is the join
+    date consumers were told before."""
+
+    topic = Topic.CITIES
+    key_field = "city_id"
+    city_id: UUID
+    joined_on: date
+    previous_joined_on: date
+    european: bool
+    reason: str
+
+
 class CityLeft(Event):
     topic = Topic.CITIES
     key_field = "city_id"

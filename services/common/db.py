@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, TypeDecorator, event, insert, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, event, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -226,3 +226,43 @@ class UnitOfWork:
         await self.session.commit()
         if published:
             self._on_commit()
+
+
+T = TypeVar("T")
+
+
+class Keyed(Generic[T]):
+    """Rows of one mapped class by primary key, for one unit of work: loaded in bulk (a batch
+    consumer preloads what its events touch in one query), remembered, absent ones too, so a
+    handler never queries per event."""
+
+    def __init__(self, session: AsyncSession, model: type[T], key: Column) -> None:
+        self.session, self.model, self.key = session, model, key
+        self._loaded: dict[Any, T | None] = {}
+
+    async def preload(self, keys: set[Any]) -> None:
+        wanted = keys - self._loaded.keys()
+        if wanted:
+            found = {getattr(row, self.key.name): row for row in await self.session.scalars(select(self.model).where(self.key.in_(wanted)))}
+            self._loaded.update({key: found.get(key) for key in wanted})
+
+    async def get(self, key: Any) -> T | None:
+        if key not in self._loaded:
+            await self.preload({key})
+        row = self._loaded[key]
+        if row is not None and inspect(row).expired_attributes:
+            # A savepoint rolled back (a failing handler in the batch) expired what it touched.
+            await self.session.refresh(row)
+        return row
+
+    def add(self, row: T) -> None:
+        self.session.add(row)
+        self._loaded[getattr(row, self.key.name)] = row
+
+    def remember(self, row: T) -> T:
+        """Keep a row some other query loaded, so later `get`s find it without a query."""
+        self._loaded[getattr(row, self.key.name)] = row
+        return row
+
+    def loaded(self) -> list[T]:
+        return [row for row in self._loaded.values() if row is not None]

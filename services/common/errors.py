@@ -1,35 +1,32 @@
-"""Domain refusals every service shares, mapped once to clear HTTP answers (no state is changed)."""
+"""Refusals mapped to HTTP, once for every service: 404, 409 (retryable or final), 422."""
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common.refusals import Conflict, Invalid, NotFound, NotYetKnown, Refusal
 
-class NotFound(LookupError):
-    """The thing asked for does not exist (404)."""
+RETRY_AFTER_SECONDS = 2
 
-
-class Conflict(ValueError):
-    """The request is valid but the current state forbids it, e.g. signing twice (409)."""
+STATUS = {NotFound: 404, Conflict: 409, NotYetKnown: 409, Invalid: 422}
 
 
-class NotYetKnown(LookupError):
-    """A fact this service learns from another service's events has not arrived yet (409, retry)."""
+def status_of(err: Refusal) -> int:
+    return next((status for kind, status in STATUS.items() if isinstance(err, kind)), 409)
+
+
+def refusal_body(err: Refusal) -> dict[str, object]:
+    body: dict[str, object] = {"detail": str(err), "code": err.code}
+    if err.field:
+        body["field"] = err.field
+    if isinstance(err, NotYetKnown | Conflict):
+        body["retryable"] = isinstance(err, NotYetKnown)
+    return body
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def answer(status: int, err: Exception, **extra: object) -> JSONResponse:
-        return JSONResponse({"detail": str(err), **extra}, status_code=status)
-
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, err: NotFound) -> JSONResponse:
-        return await answer(404, err)
-
-    @app.exception_handler(Conflict)
-    async def conflict(_: Request, err: Conflict) -> JSONResponse:
-        return await answer(409, err)
-
-    @app.exception_handler(NotYetKnown)
-    async def not_yet_known(_: Request, err: NotYetKnown) -> JSONResponse:
-        response = await answer(409, err, retryable=True)
-        response.headers["Retry-After"] = "2"
+    @app.exception_handler(Refusal)
+    async def refused(_: Request, err: Refusal) -> JSONResponse:
+        response = JSONResponse(refusal_body(err), status_code=status_of(err))
+        if isinstance(err, NotYetKnown):
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

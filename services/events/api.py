@@ -15,7 +15,7 @@ from contracts.events import WorkshopKind
 from contracts.reference import is_country_code
 from services.common.api import Limit, Offset, today
 from services.common.db import utcnow
-from services.common.errors import NotFound
+from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.events import handlers
 from services.events.db import EventsUnitOfWork

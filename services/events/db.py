@@ -7,8 +7,8 @@ from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import registry, relationship, selectinload
 
 from contracts.events import CityJoined, CityLeft, Event
-from services.common.db import UnitOfWork, UtcDateTime
-from services.common.errors import NotFound
+from services.common.db import Keyed, UnitOfWork, UtcDateTime
+from services.common.refusals import NotFound
 from services.events.domain import MemberCity, Registration, Workshop
 
 mapper = registry()
@@ -70,31 +70,15 @@ mapper.map_imperatively(
 )
 
 
-class MemberCities:
+class MemberCities(Keyed[MemberCity]):
     """What events knows of cities; batch consumers preload them in one query."""
 
     def __init__(self, session) -> None:
-        self.session = session
-        self._loaded: dict[UUID, MemberCity | None] = {}
-
-    async def preload(self, city_ids: set[UUID]) -> None:
-        wanted = city_ids - self._loaded.keys()
-        if wanted:
-            found = {c.city_id: c for c in await self.session.scalars(select(MemberCity).where(member_cities.c.city_id.in_(wanted)))}
-            self._loaded.update({city_id: found.get(city_id) for city_id in wanted})
-
-    async def get(self, city_id: UUID) -> MemberCity | None:
-        if city_id not in self._loaded:
-            await self.preload({city_id})
-        return self._loaded[city_id]
+        super().__init__(session, MemberCity, member_cities.c.city_id)
 
     async def list(self, limit: int, offset: int) -> list[MemberCity]:
         query = select(MemberCity).order_by(member_cities.c.name, member_cities.c.city_id).limit(limit).offset(offset)
         return list(await self.session.scalars(query))
-
-    def add(self, city: MemberCity) -> None:
-        self.session.add(city)
-        self._loaded[city.city_id] = city
 
 
 class Workshops:

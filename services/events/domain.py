@@ -18,7 +18,7 @@ from contracts.events import (
     WorkshopRescheduled,
     WorkshopScheduled,
 )
-from services.common.errors import Conflict, NotFound, NotYetKnown
+from services.common.refusals import Conflict, NotFound, NotYetKnown
 
 DEFAULT_FUNDED_QUOTA = 1  # [rule] funded delegates per city and event
 

@@ -6,7 +6,7 @@ from uuid import UUID
 from sqlalchemy.exc import IntegrityError
 
 from contracts.events import CityJoined, CityLeft
-from services.common.errors import Conflict
+from services.common.refusals import Conflict
 from services.events import domain
 from services.events.db import EventsUnitOfWork
 from services.events.domain import MemberCity, Registration, Workshop

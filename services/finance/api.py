@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from contracts.events import BudgetLine as LineName
 from contracts.money import Money
 from services.common.api import Limit, Offset, today
-from services.common.errors import NotFound
+from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.finance import handlers, reports
 from services.finance.db import FinanceUnitOfWork

@@ -18,7 +18,7 @@ from contracts.events import (
     BudgetSet, CityJoined, CityLeft, CreditNoteIssued, Event, ExpertVisitClaimed, InvoiceIssued, PaymentReceived,
     ReimbursementApproved, ReimbursementHeld, ReimbursementPaid, ReimbursementRejected, TravelClaimed,
 )
-from services.common.db import Cents, UnitOfWork, UtcDateTime
+from services.common.db import Cents, Keyed, UnitOfWork, UtcDateTime
 from services.finance.domain import ADMINISTRATION, LINES, ZERO, BudgetLine, Claim, Invoice, Member, Spending
 from contracts.events import SpendingRecorded
 
@@ -190,52 +190,26 @@ class Changes:
         return True
 
 
-def _expired(thing: Any) -> bool:
-    # A savepoint rolled back (a failing handler in the batch) expires what it touched.
-    return thing is not None and bool(inspect(thing).expired_attributes)
-
-
-class Members:
+class Members(Keyed[Member]):
     def __init__(self, session) -> None:
-        self.session = session
-        self._loaded: dict[UUID, Member | None] = {}
-
-    async def preload(self, city_ids: set[UUID]) -> None:
-        wanted = city_ids - self._loaded.keys()
-        if wanted:
-            found = {m.city_id: m for m in await self.session.scalars(select(Member).where(members.c.city_id.in_(wanted)))}
-            self._loaded.update({city_id: found.get(city_id) for city_id in wanted})
-
-    async def get(self, city_id: UUID) -> Member | None:
-        if city_id not in self._loaded:
-            await self.preload({city_id})
-        member = self._loaded[city_id]
-        if _expired(member):
-            await self.session.refresh(member)
-        return member
+        super().__init__(session, Member, members.c.city_id)
 
     async def all(self) -> list[Member]:
         return list(await self.session.scalars(select(Member).order_by(members.c.name, members.c.city_id)))
-
-    def add(self, member: Member) -> None:
-        self.session.add(member)
-        self._loaded[member.city_id] = member
 
     def name(self, city_id: UUID | None) -> str:
         member = self._loaded.get(city_id) if city_id else None
         return member.name if member else f"city {str(city_id)[:8]}"
 
 
-class Invoices:
+class Invoices(Keyed[Invoice]):
     def __init__(self, session) -> None:
-        self.session = session
+        super().__init__(session, Invoice, invoices.c.id)
         self._contributions: dict[tuple[UUID, int], Invoice] = {}
         self._cities_loaded: set[UUID] = set()
-        self._by_id: dict[UUID, Invoice | None] = {}
 
     def add(self, invoice: Invoice) -> None:
-        self.session.add(invoice)
-        self._by_id[invoice.id] = invoice
+        super().add(invoice)
         if invoice.kind == "contribution":
             self._contributions[(invoice.city_id, invoice.year)] = invoice
 
@@ -244,15 +218,8 @@ class Invoices:
         if wanted:
             query = select(Invoice).where(invoices.c.kind == "contribution", invoices.c.city_id.in_(wanted))
             for invoice in await self.session.scalars(query):
-                self._contributions[(invoice.city_id, invoice.year)] = invoice
-                self._by_id[invoice.id] = invoice
+                self._contributions[(invoice.city_id, invoice.year)] = self.remember(invoice)
             self._cities_loaded |= wanted
-
-    async def preload(self, ids: set[UUID]) -> None:
-        wanted = ids - self._by_id.keys()
-        if wanted:
-            found = {i.id: i for i in await self.session.scalars(select(Invoice).where(invoices.c.id.in_(wanted)))}
-            self._by_id.update({invoice_id: found.get(invoice_id) for invoice_id in wanted})
 
     async def contribution(self, city_id: UUID, year: int) -> Invoice | None:
         await self.preload_contributions({city_id})
@@ -261,13 +228,8 @@ class Invoices:
     async def get(self, invoice_id: UUID, *, lock: bool = False) -> Invoice | None:
         if lock:  # payments and credit notes on one invoice take turns (PostgreSQL; SQLite serialises writers)
             query = select(Invoice).where(invoices.c.id == invoice_id).with_for_update().execution_options(populate_existing=True)
-            self._by_id[invoice_id] = await self.session.scalar(query)
-        elif invoice_id not in self._by_id:
-            await self.preload({invoice_id})
-        invoice = self._by_id[invoice_id]
-        if _expired(invoice):
-            await self.session.refresh(invoice)
-        return invoice
+            self._loaded[invoice_id] = await self.session.scalar(query)
+        return await super().get(invoice_id)
 
     async def find(self, city_id: UUID | None, year: int | None, limit: int, offset: int) -> list[Invoice]:
         query = select(Invoice).order_by(invoices.c.year, invoices.c.issued_on, invoices.c.id).limit(limit).offset(offset)
@@ -320,7 +282,7 @@ class Lines:
         if (year, line) not in self._locked:
             await self.lock([(year, line)])
         found = self._locked[(year, line)]
-        if _expired(found):
+        if inspect(found).expired_attributes:  # a rolled-back savepoint expired it
             await self.session.refresh(found)
         return found
 
@@ -329,31 +291,9 @@ class Lines:
         return [self._locked[(year, line)] for line in LINES]
 
 
-class Claims:
+class Claims(Keyed[Claim]):
     def __init__(self, session) -> None:
-        self.session = session
-        self._loaded: dict[UUID, Claim | None] = {}
-
-    async def preload(self, ids: set[UUID]) -> None:
-        wanted = ids - self._loaded.keys()
-        if wanted:
-            found = {c.claim_id: c for c in await self.session.scalars(select(Claim).where(claims.c.claim_id.in_(wanted)))}
-            self._loaded.update({claim_id: found.get(claim_id) for claim_id in wanted})
-
-    async def get(self, claim_id: UUID) -> Claim | None:
-        if claim_id not in self._loaded:
-            await self.preload({claim_id})
-        claim = self._loaded[claim_id]
-        if _expired(claim):
-            await self.session.refresh(claim)
-        return claim
-
-    def add(self, claim: Claim) -> None:
-        self.session.add(claim)
-        self._loaded[claim.claim_id] = claim
-
-    def loaded(self) -> Iterable[Claim]:
-        return (claim for claim in self._loaded.values() if claim is not None)
+        super().__init__(session, Claim, claims.c.claim_id)
 
     async def held_on(self, year: int, line: str) -> list[Claim]:
         """The claims waiting on a line, first come first served."""
@@ -362,10 +302,7 @@ class Claims:
             .where(claims.c.year == year, claims.c.budget_line == line, claims.c.status == "held")
             .order_by(claims.c.held_since, claims.c.claim_id)
         )
-        found = list(await self.session.scalars(query))
-        for claim in found:
-            self._loaded[claim.claim_id] = claim
-        return found
+        return [self.remember(claim) for claim in await self.session.scalars(query)]
 
     async def find(self, status: str | None, year: int | None, line: str | None, limit: int, offset: int) -> list[Claim]:
         query = select(Claim).order_by(claims.c.held_since.is_(None), claims.c.held_since, claims.c.claim_id)

@@ -17,7 +17,7 @@ from contracts.events import (
 )
 from services.common.api import today
 from services.common.db import utcnow
-from services.common.errors import Conflict, NotFound
+from services.common.refusals import Conflict, NotFound
 from services.finance.db import FinanceUnitOfWork
 from services.finance.domain import ADMINISTRATION, COE_LINES, LINES, ZERO, BudgetLine, Invoice, Member, contribution_year
 from contracts.events import SpendingRecorded

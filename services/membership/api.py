@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from contracts.reference import is_country_code
 from services.common.api import Limit, Offset, today
 from services.common.db import utcnow
-from services.common.errors import NotFound
+from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.membership import handlers, index
 from services.membership.db import MembershipUnitOfWork

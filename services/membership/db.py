@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import registry
 
 from services.common.db import UnitOfWork, UtcDateTime
-from services.common.errors import NotFound
+from services.common.refusals import NotFound
 from services.membership.domain import City, CityStatus, ExpertVisit
 from services.membership.index import Indexed, IndexScore, IndexSubmission, Waiting
 

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from contracts.events import CityApplied, CityJoined, CityLeft
 from contracts.reference import is_coe_member
-from services.common.errors import Conflict
+from services.common.refusals import Conflict
 
 SMALL_CITY_POPULATION = 30_000  # [programme] below this a city is flagged, never refused
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 
-from services.common.errors import Conflict, NotFound
+from services.common.refusals import Conflict, NotFound
 from services.membership import domain, index
 from services.membership.db import MembershipUnitOfWork
 from services.membership.domain import City, ExpertVisit

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from contracts.money import EUR, Money
 from contracts.reference import is_country_code
 from services.common.api import Limit, Offset, today
-from services.common.errors import NotFound
+from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.travel import handlers
 from services.travel.db import TravelUnitOfWork

@@ -37,8 +37,8 @@ from contracts.events import (
     WorkshopRescheduled,
     WorkshopScheduled,
 )
-from services.common.db import Cents, ScaledDecimal, UnitOfWork, UtcDateTime
-from services.common.errors import NotFound
+from services.common.db import Cents, Keyed, ScaledDecimal, UnitOfWork, UtcDateTime
+from services.common.refusals import NotFound
 from services.travel.domain import (
     AllowanceRate,
     ClaimLine,
@@ -214,31 +214,7 @@ for aggregate, table in ((TravelClaim, travel_claims), (ExpertVisit, expert_visi
         },
     )
 
-T = TypeVar("T")
 R = TypeVar("R", AllowanceRate, ExchangeRate)
-
-
-class Keyed(Generic[T]):
-    """Rows by primary key for one unit of work: loaded in bulk, remembered (absent ones too)."""
-
-    def __init__(self, session, model: type[T], key: Column) -> None:
-        self.session, self.model, self.key = session, model, key
-        self._loaded: dict[Any, T | None] = {}
-
-    async def preload(self, keys: set[Any]) -> None:
-        wanted = keys - self._loaded.keys()
-        if wanted:
-            found = {getattr(row, self.key.name): row for row in await self.session.scalars(select(self.model).where(self.key.in_(wanted)))}
-            self._loaded.update({key: found.get(key) for key in wanted})
-
-    async def get(self, key: Any) -> T | None:
-        if key not in self._loaded:
-            await self.preload({key})
-        return self._loaded[key]
-
-    def add(self, row: T) -> None:
-        self.session.add(row)
-        self._loaded[getattr(row, self.key.name)] = row
 
 
 class DatedRates(Generic[R]):

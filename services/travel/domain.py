@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 from contracts.events import ExpertVisitClaimed, TravelClaimed
 from contracts.money import EUR, to_cents
-from services.common.errors import Conflict
+from services.common.refusals import Conflict
 
 ZERO = Decimal("0.00")
 CLAIM_WINDOW = timedelta(days=60)  # [rule] claims close 60 days after the event's last day

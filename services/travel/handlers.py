@@ -24,7 +24,7 @@ from contracts.events import (
 )
 from contracts.money import EUR
 from services.common.db import utcnow
-from services.common.errors import Conflict, NotFound, NotYetKnown
+from services.common.refusals import Conflict, NotFound, NotYetKnown
 from services.travel import domain
 from services.travel.db import TravelUnitOfWork
 from services.travel.domain import (
