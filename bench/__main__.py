@@ -28,8 +28,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts.envelope import to_headers, to_value, wrap
 from contracts.events import CityJoined
-from contracts.topics import PARTITIONS
+from contracts.topics import CONSUMES, PARTITIONS
+from deploy.kafka.acls import grant
 from deploy.kafka.local import LocalKafka
+from deploy.kafka.principals import login
+from services.common.kafka import client_args
+from services.common.settings import KafkaConnection, KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,8 +48,8 @@ def city_joined_record() -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return envelope.key.encode(), to_value(envelope), to_headers(envelope)
 
 
-async def create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def create_topics(kafka: KafkaConnection, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(**client_args(kafka))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
@@ -53,13 +57,13 @@ async def create_topics(bootstrap: str, names: list[str]) -> None:
         await admin.close()
 
 
-def producer(bootstrap: str) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+def producer(kafka: KafkaConnection) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**client_args(kafka), enable_idempotence=True, acks="all", linger_ms=5)
 
 
-async def produce_all(bootstrap: str, topic: str, records: list) -> float:
+async def produce_all(kafka: KafkaConnection, topic: str, records: list) -> float:
     """Send every record, wait for every ack; returns the monotonic time the first send started."""
-    p = producer(bootstrap)
+    p = producer(kafka)
     await p.start()
     try:
         started = time.monotonic()
@@ -70,13 +74,13 @@ async def produce_all(bootstrap: str, topic: str, records: list) -> float:
         await p.stop()
 
 
-async def baseline(bootstrap: str, n: int) -> tuple[float, float]:
+async def baseline(kafka: KafkaConnection, n: int) -> tuple[float, float]:
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    await create_topics(bootstrap, [topic])
+    await create_topics(kafka, [topic])
     records = [city_joined_record() for _ in range(n)]
-    started = await produce_all(bootstrap, topic, records)
+    started = await produce_all(kafka, topic, records)
     produce_rate = n / (time.monotonic() - started)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, **client_args(kafka), auto_offset_reset="earliest",
                                 group_id=f"bench-{topic}", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -93,11 +97,11 @@ async def baseline(bootstrap: str, n: int) -> tuple[float, float]:
 
 
 class Finance:
-    """The finance service as its own process, on a fresh database and topic namespace."""
+    """The finance service as its own process, logged in as itself, on a fresh database and topic namespace."""
 
-    def __init__(self, bootstrap: str, prefix: str, database: str) -> None:
+    def __init__(self, kafka: KafkaConnection, prefix: str, database: str) -> None:
         self.tmp = tempfile.mkdtemp(prefix="icc-bench-")
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
+        env = {**os.environ, **login(kafka, "finance").env(), "KAFKA_TOPIC_PREFIX": prefix,
                "HTTP_PORT": "18004", "LOG_LEVEL": "WARNING", "RELAY_POLL_SECONDS": "0.2"}
         if database == "postgresql":
             env["DATABASE_URL"] = os.environ.get("DATABASE_URL", "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc")
@@ -127,18 +131,21 @@ class Finance:
         self.process.wait(timeout=20)
 
 
-async def pipeline(bootstrap: str, n: int, rate: float | None, database: str) -> tuple[float, list[float]]:
+async def pipeline(kafka: KafkaConnection, n: int, rate: float | None, database: str) -> tuple[float, list[float]]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     cities, invoices = f"{prefix}icc.membership.cities", f"{prefix}icc.finance.invoices"
-    await create_topics(bootstrap, [cities, invoices])
-    finance = Finance(bootstrap, prefix, database)
+    # finance as itself may create only its own topics: the ones it reads must be there first
+    await create_topics(kafka, [*(f"{prefix}{topic}" for topic in CONSUMES["finance"]), invoices])
+    if kafka.secured:
+        await asyncio.to_thread(grant, kafka, prefix, ["finance"])
+    finance = Finance(kafka, prefix, database)
     try:
         await asyncio.to_thread(finance.wait_ready)
         records = [city_joined_record() for _ in range(n)]
         sent_at: dict[str, float] = {}
-        reader = AIOKafkaConsumer(invoices, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        reader = AIOKafkaConsumer(invoices, **client_args(kafka), auto_offset_reset="earliest")
         await reader.start()
-        p = producer(bootstrap)
+        p = producer(kafka)
         await p.start()
         try:
             started = time.monotonic()
@@ -191,23 +198,25 @@ async def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
 
-    kafka = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        kafka = LocalKafka()
-        started_here = not kafka.is_ready()
-        kafka.start()
-        bootstrap = kafka.bootstrap_servers
+    local = None
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka = KafkaSettings().kafka_connection()  # its login must be allowed to create topics and ACLs
+    else:
+        local = LocalKafka()
+        started_here = not local.is_ready()
+        local.start()
+        kafka = local.connection()
+    bootstrap = kafka.bootstrap_servers
     try:
         say(f"baseline: raw aiokafka, {args.events} records ...")
-        produce_rate, consume_rate = await baseline(bootstrap, args.events)
+        produce_rate, consume_rate = await baseline(kafka, args.events)
         say(f"pipeline burst: {args.events} CityJoined -> InvoiceIssued on {args.database} ...")
-        burst_rate, burst_latency = await pipeline(bootstrap, args.events, None, args.database)
+        burst_rate, burst_latency = await pipeline(kafka, args.events, None, args.database)
         say(f"pipeline paced: {args.paced_events} at {args.paced_rate:.0f}/s ...")
-        _, paced_latency = await pipeline(bootstrap, args.paced_events, args.paced_rate, args.database)
+        _, paced_latency = await pipeline(kafka, args.paced_events, args.paced_rate, args.database)
     finally:
-        if kafka is not None and started_here:
-            kafka.stop()
+        if local is not None and started_here:
+            local.stop()
 
     raw = min(produce_rate, consume_rate)
     print(f"\nICC bench ({args.database}, broker {bootstrap}, {os.cpu_count()} cores)")

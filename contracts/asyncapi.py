@@ -8,7 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from contracts.events import Event
-from contracts.topics import PARTITIONS, Topic, dead_letter_topic
+from contracts.topics import CONSUMES, PARTITIONS, PRODUCES, Topic, dead_letter_topic
 
 CLOUDEVENT_HEADERS = {
     "type": "object",
@@ -26,10 +26,6 @@ CLOUDEVENT_HEADERS = {
         "content-type": {"const": "application/json"},
     },
 }
-
-PRODUCERS = {"membership": [Topic.CITIES], "events": [Topic.WORKSHOPS], "travel": [Topic.CLAIMS],
-             "finance": [Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS]}
-
 
 def document() -> dict[str, Any]:
     event_types = sorted(Event.registry.values(), key=lambda e: (e.topic.value, e.type, e.version))
@@ -58,12 +54,16 @@ def document() -> dict[str, Any]:
                 "payload": {"$ref": f"#/components/schemas/{e.__name__}"},
                 "bindings": {"kafka": {"key": {"type": "string", "description": e.key_field}}},
             }
-    for service, topics in PRODUCERS.items():
+    for service, topics in PRODUCES.items():
         for topic in topics:
             if topic in by_topic:
                 operations[f"{service}_publishes_{topic.name.lower()}"] = {
                     "action": "send", "channel": {"$ref": f"#/channels/{topic.value.replace('.', '_')}"}
                 }
+        for topic in CONSUMES[service]:
+            operations[f"{service}_receives_{topic.name.lower()}"] = {
+                "action": "receive", "channel": {"$ref": f"#/channels/{topic.value.replace('.', '_')}"}
+            }
         channels[f"{service}_dead_letter"] = {
             "address": dead_letter_topic(service),
             "description": "records this service's consumers could not process: original key, value and headers, "

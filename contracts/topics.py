@@ -1,5 +1,9 @@
 """The topic catalogue. Each topic carries the facts of one kind of aggregate, keyed by its id,
-so the facts of one aggregate stay in order; nobody may assume order across topics."""
+so the facts of one aggregate stay in order; nobody may assume order across topics.
+
+It also says who writes and who reads each topic. That is the platform's access policy: the
+broker's ACLs are made from these tables (deploy/kafka/acls.py), and a service whose handlers
+would read a topic not listed here for it refuses to start (services/common/runtime.py)."""
 
 from enum import StrEnum
 
@@ -15,7 +19,34 @@ class Topic(StrEnum):
 
 PARTITIONS = 3
 
+# A service writes only topics named after it (owned_prefix), its dead letters included.
+PRODUCES: dict[str, tuple[Topic, ...]] = {
+    "membership": (Topic.CITIES,),
+    "events": (Topic.WORKSHOPS,),
+    "travel": (Topic.CLAIMS,),
+    "finance": (Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS),
+}
+
+# The topics each service's consumers subscribe to: exactly the topics of the events its handlers take.
+CONSUMES: dict[str, tuple[Topic, ...]] = {
+    "membership": (),
+    "events": (Topic.CITIES,),
+    "travel": (Topic.CITIES, Topic.WORKSHOPS, Topic.REIMBURSEMENTS),
+    "finance": (Topic.CITIES, Topic.CLAIMS),
+}
+
+SERVICES = tuple(PRODUCES)
+
+
+def owned_prefix(service: str) -> str:
+    """Every topic a service writes starts with this."""
+    return f"icc.{service}."
+
 
 def dead_letter_topic(service: str) -> str:
     """Where a service's consumers park the messages they cannot process, with the reason."""
-    return f"icc.{service}.dead-letter"
+    return f"{owned_prefix(service)}dead-letter"
+
+
+def consumer_group(service: str) -> str:
+    return f"icc.{service}"

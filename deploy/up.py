@@ -2,6 +2,9 @@
 
 Uses the project's own Kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster, and each service's
 embedded SQLite file (.local/data/<service>.db) unless DATABASE_URL names a PostgreSQL server.
+Each service logs in to Kafka as its own principal: on the project's broker with the local
+passwords (deploy/kafka/principals.py), on another secured cluster with the KAFKA_SECURITY_PROTOCOL
+/ KAFKA_SASL_MECHANISM of the environment and the password in <SERVICE>_KAFKA_SASL_PASSWORD.
 Service logs (JSON lines) go to .local/logs/<service>.log."""
 
 import os
@@ -13,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from deploy.kafka.local import LocalKafka
+from services.common.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".local" / "logs"
@@ -31,19 +35,28 @@ def ready(port: int) -> bool:
         return False
 
 
+def login(kafka: LocalKafka | None, name: str) -> dict[str, str]:
+    """The service logs in as itself: on the project's broker with its local password; on another
+    cluster with the environment's protocol and <SERVICE>_KAFKA_SASL_PASSWORD (the service checks it)."""
+    if kafka is not None:
+        return kafka.connection(name).env()
+    return {"KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": os.environ.get(f"{name.upper()}_KAFKA_SASL_PASSWORD", "")}
+
+
 def main() -> int:
     kafka: LocalKafka | None = None
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         kafka = LocalKafka()
         say(f"starting Kafka on {kafka.bootstrap_servers} (first run fetches it from Maven Central)...")
         kafka.start()
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or kafka.bootstrap_servers
+    cluster = KafkaSettings() if kafka is None else None  # a cluster of the environment's
 
+    ports = {name: int(os.environ.get(f"{name.upper()}_PORT", port)) for name, port in SERVICES.items()}
     LOGS.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}
-    for name, port in SERVICES.items():
+    for name, port in ports.items():
         log = (LOGS / f"{name}.log").open("ab")
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": os.environ.get(f"{name.upper()}_PORT", str(port))}
+        env = {**os.environ, **login(kafka, name), "HTTP_PORT": str(port)}
         processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
         )
@@ -59,7 +72,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         deadline = time.monotonic() + 90
-        waiting = dict(SERVICES)
+        waiting = dict(ports)
         while waiting and not stopping and time.monotonic() < deadline:
             for name, port in list(waiting.items()):
                 if processes[name].poll() is not None:
@@ -73,10 +86,14 @@ def main() -> int:
             return 1
         if not stopping:
             print("\nICC platform is up:", file=sys.stderr)
-            for name, port in SERVICES.items():
+            for name, port in ports.items():
                 print(f"  {name:<11} http://127.0.0.1:{port}/docs", file=sys.stderr)
-            print(f"  dashboard   http://127.0.0.1:{SERVICES['finance']}/dashboard", file=sys.stderr)
-            print(f"  kafka       {bootstrap}", file=sys.stderr)
+            print(f"  dashboard   http://127.0.0.1:{ports['finance']}/dashboard", file=sys.stderr)
+            if kafka is not None:
+                where, how = kafka.bootstrap_servers, "SASL_PLAINTEXT, SCRAM-SHA-512, each service as itself"
+            else:
+                where, how = cluster.kafka_bootstrap_servers, cluster.kafka_security_protocol
+            print(f"  kafka       {where} ({how})", file=sys.stderr)
             print(f"  logs        {LOGS}/<service>.log\nPress Ctrl-C to stop everything.\n", file=sys.stderr, flush=True)
         while not stopping:
             for name, process in processes.items():

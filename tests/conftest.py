@@ -1,13 +1,19 @@
 """Where the real parts come from.
 
-Kafka: KAFKA_BOOTSTRAP_SERVERS if set; else testcontainers' Kafka when a Docker engine answers;
-else the project's own broker (deploy/kafka, fetched from Maven Central), started if needed.
+Kafka: KAFKA_BOOTSTRAP_SERVERS if set, logged in as KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* say
+(on a secured cluster: a super user, who creates the tests' topics and grants their ACLs; the
+services' own passwords come from <SERVICE>_KAFKA_SASL_PASSWORD, else the local ones); else
+testcontainers' Kafka (PLAINTEXT) when a Docker engine answers; else the project's own broker
+(deploy/kafka, fetched from Maven Central, SASL/SCRAM and ACLs), started if needed, as admin.
+The tests of authentication and authorisation need a secured cluster: the session's if it is
+one, else a private broker of the project's on free ports (`secured_kafka`).
 PostgreSQL: DATABASE_URL (a postgresql URL) if set; else testcontainers when Docker answers;
 else the local server that `make postgres` / `.ci/run` start (ICC_TEST_POSTGRES_URL).
 Every test that touches a database runs on SQLite and on PostgreSQL (the `database_url` fixture).
 """
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from deploy.kafka.local import LocalKafka
+from services.common.settings import KafkaConnection, KafkaSettings
 
 LOCAL_POSTGRES = "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc"
 
@@ -30,22 +37,50 @@ def _docker_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield servers
+def kafka() -> Iterator[KafkaConnection]:
+    """The session's cluster, logged in as the tests' admin (super user where there are logins)."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield KafkaSettings().kafka_connection()
         return
     if _docker_answers():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
-            yield container.get_bootstrap_server()
+            yield KafkaConnection(bootstrap_servers=container.get_bootstrap_server())
         return
-    kafka = LocalKafka()
-    started_here = not kafka.is_ready()
-    kafka.start()
-    yield kafka.bootstrap_servers
+    broker = LocalKafka()
+    started_here = not broker.is_ready()
+    broker.start()
+    yield broker.connection()
     if started_here:
-        kafka.stop()
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def project_broker(kafka: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """The project's own (secured) broker: the session's when it runs on it, else a private one."""
+    default = LocalKafka()
+    if kafka.bootstrap_servers == default.bootstrap_servers and default.is_running():
+        yield default
+        return
+    private = LocalKafka(home=tmp_path_factory.mktemp("kafka"), port=_free_port(), controller_port=_free_port())
+    private.start(timeout=120)
+    try:
+        yield private
+    finally:
+        private.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(kafka: KafkaConnection, request: pytest.FixtureRequest) -> KafkaConnection:
+    """A cluster with logins and ACLs, as its admin: the session's if it has them, else the project's broker."""
+    return kafka if kafka.secured else request.getfixturevalue("project_broker").connection()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

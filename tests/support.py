@@ -11,6 +11,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
 
+from services.common.kafka import client_args
+from services.common.settings import KafkaConnection
+
 T = TypeVar("T")
 
 
@@ -55,9 +58,9 @@ def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 
 
-async def read_topic(bootstrap: str, topic: str, *, at_least: int = 0, timeout: float = 20.0) -> list[ConsumerRecord]:
+async def read_topic(kafka: KafkaConnection, topic: str, *, at_least: int = 0, timeout: float = 20.0) -> list[ConsumerRecord]:
     """Every record on `topic` from the start, waiting until there are `at_least` of them."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(topic, **client_args(kafka), auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
@@ -78,8 +81,8 @@ async def read_topic(bootstrap: str, topic: str, *, at_least: int = 0, timeout: 
         await consumer.stop()
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+async def produce(kafka: KafkaConnection, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+    producer = AIOKafkaProducer(**client_args(kafka), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         for key, value, headers in records:
@@ -92,15 +95,15 @@ def header(record: ConsumerRecord, name: str) -> str | None:
     return next((v.decode() for k, v in record.headers if k == name), None)
 
 
-async def committed_everything(bootstrap: str, group: str, topics: list[str]) -> bool:
+async def committed_everything(kafka: KafkaConnection, group: str, topics: list[str]) -> bool:
     """Whether `group` has committed offsets up to the end of every partition of `topics` (no lag)."""
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(kafka))
+    probe = AIOKafkaConsumer(**client_args(kafka))
     await admin.start()
     await probe.start()
     try:

@@ -9,6 +9,13 @@ separate, so several brokers on different ports can run side by side::
 
     with LocalKafka() as kafka:                      # 127.0.0.1:9092, <repo>/.local/kafka
         print(kafka.bootstrap_servers)
+        admin = kafka.connection()                   # KafkaConnection of the admin user
+        finance = kafka.connection("finance")        # ... or of a service's principal
+
+The broker is secured: clients log in with SASL/SCRAM-SHA-512 as one of the users of
+``deploy/kafka/principals.py`` (created when the home is formatted), and the standard
+authorizer lets each do only what ``deploy/kafka/acls.py`` grants (granted at the first
+start of a home, and again whenever those rules change).
 
     k = LocalKafka(home=tmp_path / "kafka", port=19092, controller_port=19093)
     k.start()      # returns once the broker answers Kafka requests
@@ -28,6 +35,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -37,7 +45,12 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from deploy.kafka.principals import ADMIN, LOCAL_PASSWORDS
+
+if TYPE_CHECKING:
+    from services.common.settings import KafkaConnection
 
 __all__ = [
     "KAFKA_VERSION",
@@ -60,6 +73,9 @@ LOG4J_CONFIG = _HERE / "log4j2.yaml"
 _MARKER_NAME = ".complete"
 _CDS_PENDING = "cds-dump.pending"
 _NODE_ID = 1
+_CONTROLLER = "controller"  # the broker's login on its own controller listener (PLAIN)
+_USERS_MARKER = "icc-scram-users"  # in data/: which SCRAM users the home was formatted with
+_ACLS_MARKER = "icc-acls"  # in data/: fingerprint of the ACL rules last granted
 # Jars that must be in the fetched classpath, or the broker cannot start/log.
 _REQUIRED_JARS = (
     f"kafka_2.13-{KAFKA_VERSION}.jar",
@@ -68,6 +84,7 @@ _REQUIRED_JARS = (
     "log4j-core-",
     "log4j-slf4j-impl-",
     "scala-library-",
+    f"kafka-tools-{KAFKA_VERSION}.jar",
 )
 
 T = TypeVar("T")
@@ -121,6 +138,46 @@ def _run_coro(coro: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
+def _jaas(module: str, username: str, password: str, **options: str) -> str:
+    extra = "".join(f' {k}="{v}"' for k, v in options.items())
+    return f'{module} required username="{username}" password="{password}"{extra};'
+
+
+def _users_fingerprint() -> str:
+    """Who may log in, and with which password: a home formatted with other users is stale."""
+    lines = sorted(f"{name}:{hashlib.sha256(pw.encode()).hexdigest()}" for name, pw in LOCAL_PASSWORDS.items())
+    return "SCRAM-SHA-512\n" + "\n".join(lines) + "\n"
+
+
+def java_executable() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise KafkaError(
+            "'java' is not on PATH (Kafka 4.3 needs Java 17+); install a JDK/JRE 17 "
+            "(e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+    return java
+
+
+def run_kafka_tool(
+    main_class: str, args: list[str], *, libs_dir: Path = LIBS_DIR, logs_dir: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run one of Kafka's command-line tools (a main class of the fetched jars) and return its
+    result; its own log goes to ``logs_dir``/server.log (default: .local/logs/kafka-tools)."""
+    logs_dir = Path(logs_dir or LOCAL_DIR / "logs" / "kafka-tools")
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        # Short-lived tool: C1 only and serial GC start noticeably faster.
+        java_executable(), "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", f"-Dkafka.logs.dir={logs_dir}",
+        "-cp", str(Path(libs_dir) / "*"), main_class, *args,
+    ]
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=logs_dir, timeout=timeout)
+
+
 def _port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     """True if something accepts TCP connections on host:port."""
     try:
@@ -163,6 +220,7 @@ class LocalKafka:
         self.heap = heap
         self.libs_dir = Path(libs_dir).expanduser().resolve()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._controller_secret = secrets.token_urlsafe(24)
 
     # ------------------------------------------------------------------ paths
 
@@ -193,6 +251,15 @@ class LocalKafka:
     @property
     def console_log(self) -> Path:
         return self.logs_dir / "console.log"
+
+    def connection(self, user: str = ADMIN) -> KafkaConnection:
+        """How a client logs in to this broker as ``user`` (one of deploy/kafka/principals.py)."""
+        from services.common.settings import KafkaConnection
+
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap_servers, security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512", username=user, password=LOCAL_PASSWORDS[user],
+        )
 
     def __repr__(self) -> str:
         return (
@@ -300,11 +367,32 @@ class LocalKafka:
             # alternative (controller.quorum.bootstrap.servers + format --standalone)
             # records the endpoint in the metadata log instead.
             "controller.quorum.voters": f"{_NODE_ID}@{host}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{self.port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
+            # Clients reach only the SASL listener: every login is a SCRAM-SHA-512 user created
+            # at format time, and what it may do is what the ACLs grant (deploy/kafka/acls.py).
+            "listeners": f"SASL_PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{host}:{self.port}",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": _jaas(
+                "org.apache.kafka.common.security.scram.ScramLoginModule", ADMIN, LOCAL_PASSWORDS[ADMIN]
+            ),
+            # The controller listener authenticates too. SCRAM cannot serve it (the credentials
+            # live in the metadata the controller serves), so it is PLAIN with one user whose
+            # password is made afresh for every start and exists only in server.properties
+            # (mode 0600): a local client on the controller port (which would be a super user
+            # there: the broker registers and fetches metadata through it) cannot log in.
             "controller.listener.names": "CONTROLLER",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": _jaas(
+                "org.apache.kafka.common.security.plain.PlainLoginModule", _CONTROLLER, self._controller_secret,
+                **{f"user_{_CONTROLLER}": self._controller_secret},
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN};User:{_CONTROLLER}",
+            "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self.data_dir),
             # Topics and internal topics on a single node.
             "num.partitions": "3",
@@ -346,7 +434,11 @@ class LocalKafka:
         ]
         lines += [f"{k}={v}" for k, v in self.server_properties().items()]
         tmp = self.config_file.with_suffix(".properties.tmp")
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.unlink(missing_ok=True)
+        # It holds the admin's password and the controller's secret: owner only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
         tmp.replace(self.config_file)
         return self.config_file
 
@@ -356,16 +448,7 @@ class LocalKafka:
         return str(self.libs_dir / "*")
 
     def _java(self) -> str:
-        java_home = os.environ.get("JAVA_HOME")
-        if java_home and (Path(java_home) / "bin" / "java").exists():
-            return str(Path(java_home) / "bin" / "java")
-        java = shutil.which("java")
-        if java is None:
-            raise KafkaError(
-                "'java' is not on PATH (Kafka 4.3 needs Java 17+); install a JDK/JRE 17 "
-                "(e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
-            )
-        return java
+        return java_executable()
 
     def _log_props(self) -> list[str]:
         return [
@@ -386,29 +469,53 @@ class LocalKafka:
     def is_formatted(self) -> bool:
         return (self.data_dir / "meta.properties").exists()
 
+    def check_users(self) -> None:
+        """Raise if this home was formatted with other users than deploy/kafka/principals.py
+        (e.g. by the earlier PLAINTEXT broker, which had none): nobody could log in to it."""
+        if not self.is_formatted():
+            return
+        try:
+            recorded = (self.data_dir / _USERS_MARKER).read_text()
+        except OSError:
+            recorded = None
+        if recorded == _users_fingerprint():
+            return
+        why = "without SCRAM users (an earlier PLAINTEXT broker)" if recorded is None else "with other SCRAM users or passwords"
+        raise KafkaError(
+            f"the Kafka home {self.home} was formatted {why}, so no client can log in to it. It only "
+            f"holds local, throwaway topics: delete it and start again, which formats it with the users "
+            f"of deploy/kafka/principals.py:\n    make kafka-stop; rm -rf {self.home}; make kafka\n"
+            "(and `make clean` too if the services' local databases should forget the old events)"
+        )
+
     def format(self) -> None:
-        """Format ``home/data`` as a new single-node cluster, unless already formatted."""
+        """Format ``home/data`` as a new single-node cluster with the local SCRAM users, unless already formatted."""
         if self.is_formatted():
+            self.check_users()
             return
         if not self.config_file.exists():
             self.write_config()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            # Short-lived tool: C1 only and serial GC start noticeably faster.
-            self._java(), "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-            *self._log_props(), "-cp", self._classpath(),
-            "kafka.tools.StorageTool", "format",
-            "--cluster-id", _random_cluster_id(),
-            "--config", str(self.config_file),
-            "--ignore-formatted",
-            # Share groups (KIP-932) are on by default in 4.3; this project has no use
-            # for them, so keep the feature (and its coordinator) off.
-            "--feature", "share.version=0",
+        scram = [
+            arg for name, password in LOCAL_PASSWORDS.items()
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
         ]
-        res = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            cwd=str(self.home), timeout=120,
+        res = run_kafka_tool(
+            "kafka.tools.StorageTool",
+            [
+                "format",
+                "--cluster-id", _random_cluster_id(),
+                "--config", str(self.config_file),
+                "--ignore-formatted",
+                # Share groups (KIP-932) are on by default in 4.3; this project has no use
+                # for them, so keep the feature (and its coordinator) off.
+                "--feature", "share.version=0",
+                *scram,
+            ],
+            libs_dir=self.libs_dir, logs_dir=self.logs_dir,
         )
+        if res.returncode == 0 and self.is_formatted():
+            (self.data_dir / _USERS_MARKER).write_text(_users_fingerprint())
         if res.returncode != 0 or not self.is_formatted():
             out = "\n".join((res.stdout + res.stderr).strip().splitlines()[-25:])
             raise KafkaError(
@@ -561,6 +668,7 @@ class LocalKafka:
             return self
         self.pid_file.unlink(missing_ok=True)
         self._finish_cds_dump(keep=False)  # leftover of a JVM that died without stop()
+        self.check_users()
         for p in (self.port, self.controller_port):
             if _port_open(p):
                 raise KafkaError(
@@ -585,10 +693,24 @@ class LocalKafka:
         self.pid_file.write_text(f"{self._proc.pid}\n")
         try:
             self.wait_ready(timeout)
+            self._grant_acls()
         except BaseException:
             self._stop(30.0, keep_cds=False)
             raise
         return self
+
+    def _grant_acls(self) -> None:
+        """The services' ACLs (unprefixed topics), once per home and whenever the rules change."""
+        from deploy.kafka import acls
+
+        marker = self.data_dir / _ACLS_MARKER
+        fingerprint = acls.fingerprint(acls.service_acls())
+        with contextlib.suppress(OSError):
+            if marker.read_text() == fingerprint:
+                return
+        _say("granting the services' ACLs (first start of this home)...")
+        acls.grant(self.connection(), libs_dir=self.libs_dir)
+        marker.write_text(fingerprint)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until the broker answers Kafka requests (see :meth:`wait_ready_async`)."""
@@ -632,9 +754,11 @@ class LocalKafka:
     async def _probe(self, timeout: float) -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
 
+        from services.common.kafka import client_args
+
         request_ms = max(500, int(timeout * 1000))
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers,
+            **client_args(self.connection()),
             request_timeout_ms=request_ms,
             client_id="local-kafka-readiness",
         )

@@ -20,11 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.events import Event
-from contracts.topics import dead_letter_topic
+from contracts.topics import CONSUMES, PRODUCES, dead_letter_topic
 from services.common.consumer import EventConsumer, Handler
 from services.common.db import UnitOfWork, create_engine, migrate
 from services.common.errors import install_error_handlers
-from services.common.kafka import create_broker, create_producer, ensure_topics
+from services.common.kafka import TopicsNotCreatedYet, create_broker, create_producer, ensure_topics
 from services.common.logs import configure_logging
 from services.common.outbox import OutboxRelay
 from services.common.retry import Backoff
@@ -43,6 +43,7 @@ class ServiceRuntime:
     relay: OutboxRelay
     consumer: EventConsumer | None
     broker_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    broker_waiting: str = "connecting"  # why the consumers have not started yet, for /ready
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def unit_of_work(self) -> UnitOfWork:
@@ -77,7 +78,7 @@ async def ready(runtime: Runtime) -> JSONResponse:
     except Exception as err:
         checks["database"] = f"unreachable: {err!r}"
     if not runtime.broker_connected.is_set():
-        checks["broker"] = f"not connected yet ({runtime.settings.kafka_bootstrap_servers}); retrying"
+        checks["broker"] = f"not connected yet ({runtime.settings.kafka_bootstrap_servers}: {runtime.broker_waiting}); retrying"
     elif await runtime.broker.ping(timeout=2):
         checks["broker"] = "ok"
     else:
@@ -91,7 +92,7 @@ async def _connect_broker(runtime: ServiceRuntime, topics: list[str]) -> None:
     """Start consuming as soon as the broker answers; until then the API and the outbox keep working."""
     settings = runtime.settings
     backoff = Backoff(cap=settings.retry_max_seconds)
-    warned = False
+    warned: set[type] = set()
     while True:
         try:
             await ensure_topics(settings, topics)
@@ -105,15 +106,25 @@ async def _connect_broker(runtime: ServiceRuntime, topics: list[str]) -> None:
             if asyncio.current_task().cancelling():
                 raise  # a cancellation surfacing as a connection error: we are stopping
             delay = backoff.next()
-            if not warned:
-                log.warning(
-                    "kafka not reachable; the service runs and keeps events in its outbox until it is",
-                    extra={"bootstrap": settings.kafka_bootstrap_servers, "error": repr(err)},
-                )
-                warned = True
+            runtime.broker_waiting = str(err) if isinstance(err, TopicsNotCreatedYet | PermissionError) else repr(err)
+            if type(err) not in warned:
+                log.warning(_not_connected(err, settings), extra={"bootstrap": settings.kafka_bootstrap_servers, "error": repr(err)})
+                warned.add(type(err))
             with suppress(Exception):
                 await runtime.broker.stop()
             await asyncio.sleep(delay)
+
+
+def _not_connected(err: Exception, settings: ServiceSettings) -> str:
+    if isinstance(err, TopicsNotCreatedYet):
+        return f"{err}; consumers start once they exist, the API and the outbox work meanwhile"
+    if isinstance(err, PermissionError):
+        return f"{err}; the API and the outbox work meanwhile"
+    hint = ""
+    if settings.kafka.secured:
+        hint = (f" (if it is up: a refused login looks the same; check KAFKA_SECURITY_PROTOCOL and the "
+                f"password of principal {settings.kafka.username!r}, and the broker log)")
+    return f"kafka not reachable{hint}; the service runs and keeps events in its outbox until it is"
 
 
 def build_service(
@@ -125,7 +136,6 @@ def build_service(
     migrations: Path,
     routers: list[APIRouter],
     handlers: dict[type[Event], Handler] | None = None,
-    produces: list[str] | None = None,
     configure: Callable[[FastAPI], None] | None = None,
 ) -> FastAPI:
     engine = create_engine(settings.db_url, settings.db_schema)
@@ -135,8 +145,13 @@ def build_service(
     runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None)
     if handlers:
         runtime.consumer = EventConsumer(settings.service, handlers, runtime.unit_of_work, settings.retry_max_seconds)
+        if unlisted := set(runtime.consumer.topics) - set(CONSUMES.get(settings.service, ())):
+            raise RuntimeError(
+                f"{settings.service} handles events of {sorted(unlisted)}, which contracts/topics.py CONSUMES does not "
+                f"list for it: add them there (the broker's ACLs are made from it, so it could not read them)"
+            )
         runtime.consumer.subscribe(broker, settings.physical_topic, settings.consumer_group, settings.consumer_batch_size)
-    topics = sorted({*(produces or []), dead_letter_topic(settings.service), *(runtime.consumer.topics if runtime.consumer else [])})
+    topics = sorted({*PRODUCES.get(settings.service, ()), dead_letter_topic(settings.service), *(runtime.consumer.topics if runtime.consumer else [])})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

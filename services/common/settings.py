@@ -1,16 +1,108 @@
 """Typed settings shared by every service. Each service derives one class; a bad value fails at start."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.topics import consumer_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DATA = REPO_ROOT / ".local" / "data"
 
+SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
-class ServiceSettings(BaseSettings):
+
+class KafkaConnection(BaseModel):
+    """Where the cluster is and who this client is there: all any Kafka client needs to connect
+    (services.common.kafka.client_args turns it into a client's arguments). An incomplete
+    combination fails here, before anything tries to connect."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap_servers: str
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA certificate(s), PEM, for SASL_SSL; default: the system's")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "KafkaConnection":
+        if self.security_protocol == "PLAINTEXT":
+            if self.username or self.password:
+                raise ValueError(
+                    "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are set but KAFKA_SECURITY_PROTOCOL is PLAINTEXT; "
+                    "set KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT (or SASL_SSL), or drop the credentials"
+                )
+        elif not self.username or not self.password or not self.password.get_secret_value():
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD "
+                "(the local stack's are in deploy/kafka/principals.py; `python -m deploy.kafka env --user <service>` prints them)"
+            )
+        if self.ssl_cafile is not None:
+            if self.security_protocol != "SASL_SSL":
+                raise ValueError(f"KAFKA_SSL_CAFILE is only used with KAFKA_SECURITY_PROTOCOL=SASL_SSL, not {self.security_protocol}")
+            if not self.ssl_cafile.is_file():
+                raise ValueError(f"KAFKA_SSL_CAFILE {self.ssl_cafile} is not a readable file")
+        return self
+
+    @property
+    def secured(self) -> bool:
+        return self.security_protocol != "PLAINTEXT"
+
+    def as_user(self, username: str, password: str) -> "KafkaConnection":
+        """The same cluster, logged in as another principal."""
+        return KafkaConnection(**{**self.model_dump(), "username": username, "password": password})
+
+    def env(self) -> dict[str, str]:
+        """The environment that gives a process (a service, a tool) this connection; every
+        variable is set, an empty one meaning unset, so none leaks in from the parent's."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "KAFKA_SECURITY_PROTOCOL": self.security_protocol,
+            "KAFKA_SASL_MECHANISM": self.sasl_mechanism,
+            "KAFKA_SASL_USERNAME": self.username or "",
+            "KAFKA_SASL_PASSWORD": self.password.get_secret_value() if self.password else "",
+            "KAFKA_SSL_CAFILE": str(self.ssl_cafile or ""),
+        }
+
+
+class KafkaSettings(BaseSettings):
+    """The Kafka connection as the environment gives it: the services' settings include these,
+    and tools (tests, the benchmark, `python -m deploy.kafka grant`) read them alone."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_security_protocol: SecurityProtocol = Field(default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL")
+    kafka_sasl_mechanism: SaslMechanism = Field(default="SCRAM-SHA-512", alias="KAFKA_SASL_MECHANISM")
+    kafka_sasl_username: str | None = Field(
+        default=None, alias="KAFKA_SASL_USERNAME", description="the Kafka principal; a service's default: its name"
+    )
+    kafka_sasl_password: SecretStr | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: Path | None = Field(default=None, alias="KAFKA_SSL_CAFILE")
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # as in the environment (KafkaConnection.env writes "" for unset)
+
+    def kafka_connection(self, default_username: str | None = None) -> KafkaConnection:
+        secured = self.kafka_security_protocol != "PLAINTEXT"
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username or (default_username if secured else None),
+            password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+        )
+
+
+class ServiceSettings(KafkaSettings):
     """Read from the environment. `DATABASE_URL` may be shared by all four services: on PostgreSQL
     each service keeps its tables in its own schema (named after the service, or DATABASE_SCHEMA),
     so one server and one database serve the whole platform."""
@@ -24,7 +116,6 @@ class ServiceSettings(BaseSettings):
     database_schema: str | None = Field(
         default=None, description="PostgreSQL schema for this service's tables; default: the service name"
     )
-    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic_prefix: str = Field(
         default="", alias="KAFKA_TOPIC_PREFIX", description="namespace for topics and groups (tests isolate runs)"
     )
@@ -44,6 +135,20 @@ class ServiceSettings(BaseSettings):
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
 
+    @model_validator(mode="after")
+    def _kafka_connection_complete(self) -> "ServiceSettings":
+        # An incomplete Kafka security combination fails at start, not at the first connection.
+        try:
+            self.kafka  # noqa: B018
+        except ValidationError as err:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
+        return self
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """This service's login: its own principal (named after it) unless KAFKA_SASL_USERNAME says otherwise."""
+        return self.kafka_connection(default_username=self.service)
+
     @property
     def port(self) -> int:
         return self.http_port or self.default_port
@@ -58,7 +163,7 @@ class ServiceSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return f"{self.kafka_topic_prefix}icc.{self.service}"
+        return f"{self.kafka_topic_prefix}{consumer_group(self.service)}"
 
     def physical_topic(self, topic: str) -> str:
         return f"{self.kafka_topic_prefix}{topic}"

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from contracts.topics import Topic
 from services.common.runtime import build_service
 from services.events.api import install_error_handlers, routers
 from services.events.db import EventsUnitOfWork
@@ -24,6 +23,5 @@ def build_app(settings: EventsSettings | None = None):
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
         handlers=HANDLERS,
-        produces=[Topic.WORKSHOPS],
         configure=install_error_handlers,
     )

@@ -4,7 +4,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from contracts.topics import Topic
 from services.common.runtime import build_service
 from services.finance import dashboard_page
 from services.finance.api import router
@@ -29,6 +28,5 @@ def build_app(settings: FinanceSettings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         routers=[router, dashboard_page.router],
         handlers=HANDLERS,
-        produces=[Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS],
         configure=_wire_changes,
     )

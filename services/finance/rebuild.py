@@ -8,7 +8,8 @@ of its own output topics (invoices, reimbursements, budgets: finance's decisions
 recorded there) from offset 0 up to the end offsets taken at the start, without a consumer
 group, and applies each event once through the same projections the live service uses. It does
 not decide anything again: the figures come from the decisions as they were made. Kafka comes
-from KAFKA_BOOTSTRAP_SERVERS and KAFKA_TOPIC_PREFIX, like the services.
+from KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_PREFIX and the KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_*
+login, like the service's: it reads as the finance principal, which may read these topics.
 
 The input events it replays are recorded as processed by the live consumer, so a finance service
 started on the rebuilt database does not decide them a second time."""
@@ -27,8 +28,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts.envelope import Envelope, UnreadableEvent, from_record
-from contracts.topics import Topic
+from contracts.topics import CONSUMES, PRODUCES
 from services.common.db import ProcessedEvent, create_engine, migrate, utcnow
+from services.common.kafka import client_args
 from services.finance.db import FinanceUnitOfWork, ledger, members
 from services.finance.handlers import HANDLERS
 from services.finance.projections import PROJECTIONS, Fact, project
@@ -36,7 +38,7 @@ from services.finance.settings import FinanceSettings
 
 log = logging.getLogger("icc.finance.rebuild")
 
-TOPICS = [Topic.CITIES, Topic.CLAIMS, Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS]
+TOPICS = [*CONSUMES[FinanceSettings.service], *PRODUCES[FinanceSettings.service]]
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -64,7 +66,7 @@ async def rebuild(settings: FinanceSettings, *, batch_size: int = 500, stall_sec
             ):
                 raise NotEmpty(f"{engine.url.render_as_string()} (schema {settings.db_schema}) already holds finance data")
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, group_id=None, client_id="icc-finance-rebuild"
+            **client_args(settings.kafka), enable_auto_commit=False, group_id=None, client_id="icc-finance-rebuild"
         )
         await consumer.start()
         try:
@@ -103,7 +105,7 @@ async def _replay(consumer: AIOKafkaConsumer, settings: FinanceSettings, session
 
 async def _partitions(settings: FinanceSettings) -> list[TopicPartition]:
     """Every partition of the topics that exist (a topic nobody has written to yet is simply empty)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**client_args(settings.kafka), request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

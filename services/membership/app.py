@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from contracts.topics import Topic
 from services.common.runtime import build_service
 from services.membership.api import routers
 from services.membership.db import MembershipUnitOfWork
@@ -24,5 +23,4 @@ def build_app(settings: MembershipSettings | None = None):
         uow_class=MembershipUnitOfWork,
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
-        produces=[Topic.CITIES],
     )

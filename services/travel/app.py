@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from contracts.topics import Topic
 from services.common.runtime import build_service
 from services.travel.api import install_travel_errors, router
 from services.travel.db import TravelUnitOfWork
@@ -19,6 +18,5 @@ def build_app(settings: TravelSettings | None = None):
         migrations=Path(__file__).parent / "migrations",
         routers=[router],
         handlers=HANDLERS,
-        produces=[Topic.CLAIMS],
         configure=install_travel_errors,
     )

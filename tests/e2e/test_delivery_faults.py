@@ -39,11 +39,11 @@ async def test_the_same_city_joined_delivered_twice_gives_one_invoice(platform) 
     app = platform.finance()
     async with running(app):
         duplicate = city_joined()
-        await produce(platform.bootstrap, platform.topic(CITIES), [duplicate, duplicate])
+        await produce(platform.kafka, platform.topic(CITIES), [duplicate, duplicate])
         group, topics = app.state.runtime.settings.consumer_group, [platform.topic(CITIES)]
-        await eventually(lambda: committed_everything(platform.bootstrap, group, topics), what="both copies consumed")
+        await eventually(lambda: committed_everything(platform.kafka, group, topics), what="both copies consumed")
         assert await invoices(app) == 1
-        issued = await read_topic(platform.bootstrap, platform.topic("icc.finance.invoices"), at_least=1)
+        issued = await read_topic(platform.kafka, platform.topic("icc.finance.invoices"), at_least=1)
         assert len(issued) == 1
 
 
@@ -53,7 +53,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_good_one_still_
     async with running(app):
         good = city_joined()
         await produce(
-            platform.bootstrap,
+            platform.kafka,
             platform.topic(CITIES),
             [
                 (b"k", b"\xde\xad\xbe\xef", []),  # not a CloudEvent at all
@@ -61,7 +61,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_good_one_still_
                 good,
             ],
         )
-        letters = await read_topic(platform.bootstrap, platform.topic("icc.finance.dead-letter"), at_least=2)
+        letters = await read_topic(platform.kafka, platform.topic("icc.finance.dead-letter"), at_least=2)
         assert len(letters) == 2
         reasons = sorted(header(letter, "dlq_reason") for letter in letters)
         assert reasons[0].startswith("invalid CityJoined v1: city_id") and reasons[1].startswith("not a CloudEvent")
@@ -69,7 +69,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_good_one_still_
         assert b"\xde\xad\xbe\xef" in {letter.value for letter in letters}
         await eventually(lambda: invoices(app), what="the good CityJoined being invoiced")
         group = app.state.runtime.settings.consumer_group
-        await eventually(lambda: committed_everything(platform.bootstrap, group, [platform.topic(CITIES)]), what="offsets committed past the poison")
+        await eventually(lambda: committed_everything(platform.kafka, group, [platform.topic(CITIES)]), what="offsets committed past the poison")
 
 
 async def test_a_consumer_killed_between_commit_and_ack_gives_no_second_invoice(platform_sqlite) -> None:
@@ -80,7 +80,7 @@ async def test_a_consumer_killed_between_commit_and_ack_gives_no_second_invoice(
         env=env, cwd=Path(__file__).parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        await produce(platform.bootstrap, platform.topic(CITIES), [city_joined()])
+        await produce(platform.kafka, platform.topic(CITIES), [city_joined()])
         exit_code = await eventually(lambda: _exited(crashing), timeout=60, what="the crashing consumer dying after its commit")
         assert exit_code == 86, crashing.stderr.read().decode()[-2000:]
     finally:
@@ -89,10 +89,10 @@ async def test_a_consumer_killed_between_commit_and_ack_gives_no_second_invoice(
     # The effect is committed, the offset is not: Kafka will deliver the same CityJoined again.
     app = platform.finance()
     group, topics = app.state.runtime.settings.consumer_group, [platform.topic(CITIES)]
-    assert not await committed_everything(platform.bootstrap, group, topics)
+    assert not await committed_everything(platform.kafka, group, topics)
     async with running(app):
         assert await invoices(app) == 1
-        await eventually(lambda: committed_everything(platform.bootstrap, group, topics), what="the redelivery being acked")
+        await eventually(lambda: committed_everything(platform.kafka, group, topics), what="the redelivery being acked")
         assert app.state.runtime.consumer.totals["duplicates"] == 1  # it did come again, and was recognised
         assert await invoices(app) == 1
         async with app.state.runtime.sessions() as session:
@@ -110,7 +110,7 @@ async def test_a_service_restarted_while_the_broker_is_down_publishes_its_outbox
         from tests.e2e.conftest import Platform
         from tests.support import topic_prefix
 
-        platform = Platform(broker.bootstrap_servers, topic_prefix(), sqlite_only)
+        platform = Platform(broker.connection(), topic_prefix(), sqlite_only)
         async with running(platform.membership()) as membership:  # first life: topics made, broker up
             await eventually(lambda: _ready(membership), what="membership ready")
         broker.stop()
@@ -124,7 +124,7 @@ async def test_a_service_restarted_while_the_broker_is_down_publishes_its_outbox
 
             await asyncio.to_thread(broker.start)
             await eventually(lambda: _drained(app), timeout=60, what="the outbox draining after the broker came back")
-            records = await read_topic(broker.bootstrap_servers, platform.topic(CITIES), at_least=2)
+            records = await read_topic(broker.connection(), platform.topic(CITIES), at_least=2)
             assert [header(r, "ce_type") for r in records] == ["CityApplied", "CityJoined"]
             assert {r.key.decode() for r in records} == {city["id"]}
     finally:

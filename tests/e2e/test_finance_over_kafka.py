@@ -23,13 +23,13 @@ def budget(delegate_travel: str) -> dict:
 async def publish(platform, *events: Event, service: str) -> None:
     envelopes = [wrap(event, service=service) for event in events]
     await produce(
-        platform.bootstrap, platform.topic(events[0].topic.value),
+        platform.kafka, platform.topic(events[0].topic.value),
         [(envelope.key.encode(), to_value(envelope), to_headers(envelope)) for envelope in envelopes],
     )
 
 
 async def decisions(platform, at_least: int) -> list[tuple[str, dict]]:
-    records = await read_topic(platform.bootstrap, platform.topic(REIMBURSEMENTS), at_least=at_least)
+    records = await read_topic(platform.kafka, platform.topic(REIMBURSEMENTS), at_least=at_least)
     return [(header(r, "ce_type"), json.loads(r.value)) for r in records]
 
 
@@ -71,7 +71,7 @@ async def test_a_joining_city_is_invoiced_and_claims_are_approved_held_and_relea
         assert raised.json()["lines"]["delegate_travel"]["committed"] == "1110.00"
         # one claim's decisions share its partition, so they come back in order
         assert [kind for kind, _ in await of_claim(platform, second, at_least=3)] == ["ReimbursementHeld", "ReimbursementApproved"]
-        budgets = await read_topic(platform.bootstrap, platform.topic("icc.finance.budgets"), at_least=2)
+        budgets = await read_topic(platform.kafka, platform.topic("icc.finance.budgets"), at_least=2)
         assert [header(r, "ce_type") for r in budgets] == ["BudgetSet", "BudgetSet"]
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from uuid import uuid4
 
 from contracts.events import CityJoined, ExpertVisitClaimed, TravelClaimed
+from deploy.kafka.acls import grant
+from deploy.kafka.principals import login
 from services.common.api import today
 from services.finance.app import build_app
 from services.finance.settings import FinanceSettings
@@ -50,7 +52,7 @@ async def run_rebuild(platform, database: dict) -> tuple[int, str]:
     args = ["--into", database["DATABASE_URL"], *(["--schema", database["database_schema"]] if "database_schema" in database else [])]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.finance.rebuild", *args, cwd=ROOT,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": platform.bootstrap, "KAFKA_TOPIC_PREFIX": platform.prefix},
+        env={**os.environ, **login(platform.kafka, "finance").env(), "KAFKA_TOPIC_PREFIX": platform.prefix},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
@@ -108,6 +110,8 @@ async def test_the_figures_rebuilt_from_the_topics_equal_the_live_ones(platform)
     assert live["reconciliation"][0]["contributions"]["total"]["credit"] == "600.00"
 
     database = platform.databases("finance_rebuilt")
+    if platform.kafka.secured:  # the rebuild reads as finance, with no more than finance's ACLs
+        await asyncio.to_thread(grant, platform.kafka, platform.prefix, ["finance"])
     code, output = await run_rebuild(platform, database)
     assert code == 0, output
     assert "events applied" in output and "0 unreadable" in output, output

@@ -21,8 +21,12 @@ async def join(membership, city=OSLO, statement="2026-02-01", agreement="2026-03
     return signed.json()
 
 
-async def test_a_joining_city_is_invoiced_5000_eur_for_its_join_year(platform) -> None:
+async def test_a_joining_city_is_invoiced_5000_eur_for_its_join_year(secured_platform) -> None:
+    # Every service logs in as itself, with no more rights than the ACLs grant its principal.
+    platform = secured_platform
     membership_app, finance_app, events_app, travel_app = platform.membership(), platform.finance(), platform.events(), platform.travel()
+    assert [app.state.runtime.settings.kafka.username for app in (membership_app, finance_app, events_app, travel_app)] == [
+        "membership", "finance", "events", "travel"]
     async with running(membership_app) as membership, running(finance_app) as finance, running(events_app), running(travel_app):
         city = await join(membership)
         assert city["joined_on"] == "2026-03-15" and city["european"] is True
@@ -33,11 +37,11 @@ async def test_a_joining_city_is_invoiced_5000_eur_for_its_join_year(platform) -
         [invoice] = await eventually(invoiced, what="the contribution invoice")
         assert (invoice["kind"], invoice["year"], invoice["amount"], invoice["status"]) == ("contribution", 2026, "5000.00", "issued")
 
-        issued = await read_topic(platform.bootstrap, platform.topic("icc.finance.invoices"), at_least=1)
+        issued = await read_topic(platform.kafka, platform.topic("icc.finance.invoices"), at_least=1)
         assert [header(r, "ce_type") for r in issued] == ["InvoiceIssued"]
         assert issued[0].key.decode() == invoice["id"]
         # the invoice event carries the cause's correlation id end to end
-        joined = [r for r in await read_topic(platform.bootstrap, platform.topic("icc.membership.cities"), at_least=2)
+        joined = [r for r in await read_topic(platform.kafka, platform.topic("icc.membership.cities"), at_least=2)
                   if header(r, "ce_type") == "CityJoined"]
         assert header(issued[0], "ce_correlationid") == header(joined[0], "ce_correlationid")
 

@@ -58,7 +58,7 @@ async def test_a_city_joins_its_delegate_registers_it_withdraws_and_a_new_regist
         listed = (await events.get(f"/workshops/{workshop['id']}/registrations")).json()
         assert [r["delegate_name"] for r in listed] == ["Pieter"]  # the earlier registration stays
 
-        cities = await read_topic(platform.bootstrap, platform.topic("icc.membership.cities"), at_least=3)
+        cities = await read_topic(platform.kafka, platform.topic("icc.membership.cities"), at_least=3)
         assert [header(r, "ce_type") for r in cities] == ["CityApplied", "CityJoined", "CityLeft"]
         assert {r.key.decode() for r in cities} == {city["id"]}
 
@@ -82,7 +82,7 @@ async def test_the_waiting_list_moving_up_reaches_kafka_in_order_keyed_by_the_ev
         assert (seated["status"], waiting["status"]) == ("registered", "waitlisted")
         assert (await events.delete(f"/workshops/{workshop['id']}/registrations/{seated['id']}")).status_code == 200
 
-        records = await read_topic(platform.bootstrap, platform.topic("icc.events.workshops"), at_least=5)
+        records = await read_topic(platform.kafka, platform.topic("icc.events.workshops"), at_least=5)
         assert [header(r, "ce_type") for r in records] == [
             "WorkshopScheduled", "DelegateRegistered", "DelegateRegistered", "RegistrationCancelled", "RegistrationPromoted",
         ]

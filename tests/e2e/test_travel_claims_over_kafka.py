@@ -114,7 +114,7 @@ async def test_a_delegates_claim_from_registration_to_finance_decision(platform)
 async def publish(platform, *events: Event, service: str) -> None:
     envelopes = [wrap(event, service=service) for event in events]
     await produce(
-        platform.bootstrap,
+        platform.kafka,
         platform.topic(events[0].topic.value),
         [(envelope.key.encode(), to_value(envelope), to_headers(envelope)) for envelope in envelopes],
     )
@@ -144,7 +144,7 @@ async def test_travel_consumes_the_contract_events_and_follows_finance_over_kafk
         claim = await submit_when_known(travel, claim_body(str(registration_id)))
         assert (claim["coe_funded"], claim["city_borne"]) == ("787.50", "0.00")
 
-        [published] = await read_topic(platform.bootstrap, platform.topic(CLAIMS), at_least=1)
+        [published] = await read_topic(platform.kafka, platform.topic(CLAIMS), at_least=1)
         assert (header(published, "ce_type"), header(published, "ce_source"), published.key.decode()) == ("TravelClaimed", "/icc/travel", claim["id"])
         payload = json.loads(published.value)
         assert (payload["workshop_id"], payload["city_id"], payload["delegate_email"]) == (str(workshop_id), str(city_id), "ana@ghent.be")
