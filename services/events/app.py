@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from contracts.topics import Topic
+from services.common.auth import KeySource
 from services.common.runtime import build_service
 from services.events.api import install_error_handlers, routers
 from services.events.db import EventsUnitOfWork
@@ -10,7 +11,7 @@ from services.events.handlers import HANDLERS
 from services.events.settings import EventsSettings
 
 
-def build_app(settings: EventsSettings | None = None):
+def build_app(settings: EventsSettings | None = None, *, keys: KeySource | None = None):
     return build_service(
         settings or EventsSettings(),
         title="ICC network events",
@@ -24,6 +25,7 @@ def build_app(settings: EventsSettings | None = None):
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
         handlers=HANDLERS,
+        keys=keys,
         produces=[Topic.WORKSHOPS],
         configure=install_error_handlers,
     )

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from contracts.topics import Topic
+from services.common.auth import KeySource
 from services.common.runtime import build_service
 from services.travel.api import install_travel_errors, router
 from services.travel.db import TravelUnitOfWork
@@ -10,7 +11,7 @@ from services.travel.handlers import HANDLERS
 from services.travel.settings import TravelSettings
 
 
-def build_app(settings: TravelSettings | None = None):
+def build_app(settings: TravelSettings | None = None, *, keys: KeySource | None = None):
     return build_service(
         settings or TravelSettings(),
         title="ICC travel",
@@ -19,6 +20,7 @@ def build_app(settings: TravelSettings | None = None):
         migrations=Path(__file__).parent / "migrations",
         routers=[router],
         handlers=HANDLERS,
+        keys=keys,
         produces=[Topic.CLAIMS],
         configure=install_travel_errors,
     )
