@@ -2,6 +2,9 @@
 
 Kafka: KAFKA_BOOTSTRAP_SERVERS if set; else testcontainers' Kafka when a Docker engine answers;
 else the project's own broker (deploy/kafka, fetched from Maven Central), started if needed.
+Keycloak (the identity provider): KEYCLOAK_URL if set; else the project's own (deploy/keycloak,
+fetched from Maven Central), started if needed. Most tests sign their own tokens (tests/identity.py);
+only the sign-in tests need the real provider.
 PostgreSQL: DATABASE_URL (a postgresql URL) if set; else testcontainers when Docker answers;
 else the local server that `make postgres` / `.ci/run` start (ICC_TEST_POSTGRES_URL).
 Every test that touches a database runs on SQLite and on PostgreSQL (the `database_url` fixture).
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from deploy.kafka.local import LocalKafka
+from deploy.keycloak.local import KeycloakError, LocalKeycloak
 
 LOCAL_POSTGRES = "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc"
 
@@ -46,6 +50,23 @@ def kafka_bootstrap() -> Iterator[str]:
     yield kafka.bootstrap_servers
     if started_here:
         kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak_url() -> Iterator[str]:
+    """Base URL of a Keycloak serving the realm icc (issuer: <url>/realms/icc)."""
+    if url := os.environ.get("KEYCLOAK_URL"):
+        yield url.rstrip("/")
+        return
+    keycloak = LocalKeycloak()
+    started_here = not keycloak.is_ready()
+    try:
+        keycloak.start()
+    except KeycloakError as err:
+        pytest.fail(f"the local Keycloak did not start: {err}\nStart it with 'make keycloak' or set KEYCLOAK_URL.", pytrace=False)
+    yield keycloak.url
+    if started_here:
+        keycloak.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from contracts.events import CityJoined
 from services.common.api import today
 from services.finance.app import build_app
 from services.finance.settings import FinanceSettings
+from tests.identity import TestIdentity
 from tests.integration.test_finance_budget import (  # noqa: F401, F811 (fixture)
     NO_BROKER, YEAR, claimed, deliver, finance, set_budget,
 )
@@ -81,8 +82,10 @@ class Stream:
 
 
 async def test_the_stream_sends_a_snapshot_on_connect_and_after_every_committed_change(tmp_path) -> None:
-    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=30))
-    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    identity = TestIdentity()
+    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=30),
+                    keys=identity.keys())
+    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10, headers=identity.bearer("finance")) as client:
         runtime = app.state.runtime
         async with client.stream("GET", "/dashboard/stream", params={"year": YEAR}) as response:
             assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
@@ -107,10 +110,24 @@ async def test_the_stream_sends_a_snapshot_on_connect_and_after_every_committed_
 
 
 async def test_an_idle_stream_gets_comment_pings(tmp_path) -> None:
-    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=0.2))
-    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    identity = TestIdentity()
+    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=0.2),
+                    keys=identity.keys())
+    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10, headers=identity.bearer("auditor")) as client:
         async with client.stream("GET", "/dashboard/stream") as response:
             stream = Stream(response)
             assert (await stream.next())[0] == "snapshot"
             name, comment = await stream.next(timeout=3)
             assert name is None and comment.startswith("ping")
+
+
+async def test_the_stream_is_for_finance_and_auditors_only(tmp_path) -> None:
+    identity = TestIdentity()
+    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db"), keys=identity.keys())
+    async with running(app) as client:
+        signed_out = await client.get("/dashboard/stream")
+        assert signed_out.status_code == 401 and signed_out.headers["www-authenticate"] == 'Bearer realm="icc"'
+        delegate = await client.get("/dashboard/stream", headers=identity.bearer("delegate", username="ana"))
+        assert delegate.status_code == 403 and "finance, auditor" in delegate.json()["detail"]
+        # the JSON snapshot stays open until its route owner decides
+        assert (await client.get("/dashboard/snapshot")).status_code == 200
