@@ -206,6 +206,8 @@ class LocalKeycloak:
         env = {
             **os.environ,
             "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{self.heap}",
+            # C1 only: starts faster and takes ~90 MB less memory; a local provider needs no peak speed.
+            "JAVA_OPTS_APPEND": f"-XX:TieredStopAtLevel=1 {os.environ.get('JAVA_OPTS_APPEND', '')}".strip(),
             "KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USERNAME,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
