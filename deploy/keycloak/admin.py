@@ -10,9 +10,7 @@ from uuid import UUID
 import httpx
 
 from deploy.keycloak.local import ADMIN_PASSWORD, ADMIN_USERNAME, REALM
-
-# The platform's roles, as declared in realm-icc.json (services/common/auth.py names the same six).
-ROLES = ("secretariat", "organiser", "delegate", "city_coordinator", "finance", "auditor")
+from services.common.auth import ROLES  # the realm's roles (a unit test keeps the two equal)
 
 
 class AdminError(RuntimeError):

@@ -140,7 +140,7 @@ class LocalKeycloak:
         artifact = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:tar.gz"
         run_maven(["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={tmp}"],
                   what=f"Keycloak {KEYCLOAK_VERSION}", retry=retry, error=KeycloakError, cwd=tmp)
-        [archive] = tmp.glob("*.tar.gz") or [None]
+        archive = next(tmp.glob("*.tar.gz"), None)
         if archive is None:
             raise KeycloakError(f"Maven finished but left no Keycloak archive in {tmp}; rerun: {retry}")
         res = subprocess.run(["tar", "-xzf", str(archive), "-C", str(tmp)], capture_output=True, text=True)

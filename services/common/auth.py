@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from html import escape
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -330,11 +331,23 @@ class Rule:
             except ProviderUnavailable as err:
                 raise HTTPException(503, str(err), headers={"Retry-After": "5"}) from None
             if principal is not None:
+                request.state.via_session = True
                 return principal
         if self.page:
             raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         raise HTTPException(401, "sign in: send an access token as 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": 'Bearer realm="icc"'})
+
+
+async def still_signed_in(request: Request) -> bool:
+    """For a long-lived answer (an event stream) opened with a browser session: whether that session
+    still stands (not signed out, renewal not refused). Streams opened with a bearer token: True."""
+    if not getattr(request.state, "via_session", False):
+        return True
+    try:
+        return await request.app.state.web_sessions.principal(request) is not None
+    except ProviderUnavailable:
+        return True  # the provider is briefly away: the session itself was not ended
 
 
 class Public:
@@ -405,10 +418,6 @@ def install(app: FastAPI, verifier: TokenVerifier) -> None:
             f"<!doctype html><meta charset=utf-8><title>Not allowed</title>"
             f"<body style='font-family:sans-serif;margin:3em'><h1>Not allowed</h1>"
             f"<p data-testid=forbidden>This page needs {_needs(err.roles)}. You are signed in as "
-            f"<b>{_html(name)}</b> ({_html(held)}).</p><p><a href='/logout'>Sign out</a> to sign in as someone else.</p>",
+            f"<b>{escape(name)}</b> ({escape(held)}).</p><p><a href='/logout'>Sign out</a> to sign in as someone else.</p>",
             status_code=403,
         )
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace('"', "&quot;")

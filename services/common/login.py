@@ -21,6 +21,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,7 +29,7 @@ import httpx
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from services.common.auth import InvalidToken, Principal, ProviderUnavailable, TokenVerifier, _html, discover, public
+from services.common.auth import InvalidToken, Principal, ProviderUnavailable, TokenVerifier, discover, public
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger("icc.login")
@@ -212,7 +213,7 @@ async def login(request: Request, next: str = "/") -> RedirectResponse:
 @router.get("/auth/callback", name="auth_callback", summary="Where the provider sends the browser back", response_class=RedirectResponse)
 async def auth_callback(request: Request, state: str = "", code: str = "", error: str = "", error_description: str = ""):
     if error:
-        return _page("Sign-in failed", f"<p>{_html(error_description or error)}</p><p><a href='/login'>Try again</a></p>", 400)
+        return _page("Sign-in failed", f"<p>{escape(error_description or error)}</p><p><a href='/login'>Try again</a></p>", 400)
     if not state or not code or request.cookies.get(STATE_COOKIE) != state:
         return _page("Sign-in failed", "<p>This sign-in did not start in this browser, or took too long.</p>"
                      "<p><a href='/login'>Start again</a></p>", 400)
@@ -220,9 +221,9 @@ async def auth_callback(request: Request, state: str = "", code: str = "", error
         session, next_url = await _sessions(request).complete(state, code)
     except InvalidToken as err:
         log.warning("sign-in refused", extra={"reason": str(err)})
-        return _page("Sign-in failed", f"<p>{_html(str(err))}</p><p><a href='/login'>Start again</a></p>", 400)
+        return _page("Sign-in failed", f"<p>{escape(str(err))}</p><p><a href='/login'>Start again</a></p>", 400)
     except ProviderUnavailable as err:
-        return _page("Sign-in unavailable", f"<p>{_html(str(err))}</p>", 503)
+        return _page("Sign-in unavailable", f"<p>{escape(str(err))}</p>", 503)
     response = RedirectResponse(next_url, status_code=303)
     response.delete_cookie(STATE_COOKIE, path="/auth")
     response.set_cookie(SESSION_COOKIE, session.id, path="/", httponly=True, samesite="lax",
@@ -254,4 +255,4 @@ async def logout(request: Request, next: str = "/") -> RedirectResponse:
 @router.get("/signed-out", name="signed_out", summary="Shown after signing out", response_class=HTMLResponse)
 async def signed_out(next: str = "/") -> HTMLResponse:
     again = f"/login?{urlencode({'next': _local_path(next)})}"
-    return _page("Signed out", f"<p data-testid=signed-out>You are signed out.</p><p><a href='{_html(again)}'>Sign in again</a></p>")
+    return _page("Signed out", f"<p data-testid=signed-out>You are signed out.</p><p><a href='{escape(again)}'>Sign in again</a></p>")

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from contracts.events import BudgetLine as LineName
 from contracts.money import Money
 from services.common.api import Limit, Offset, today
-from services.common.auth import require
+from services.common.auth import require, still_signed_in
 from services.common.errors import NotFound
 from services.common.runtime import get_unit_of_work
 from services.finance import handlers, reports
@@ -366,7 +366,10 @@ async def dashboard_stream(request: Request, year: SnapshotYear = None) -> Strea
         seen = changes.version
         yield await snapshot()
         while True:
-            if await changes.wait(seen, timeout=ping):
+            changed = await changes.wait(seen, timeout=ping)
+            if not await still_signed_in(request):
+                return  # signed out meanwhile: no more figures (the page reloads into the login)
+            if changed:
                 seen = changes.version  # read before building: a change during the build triggers another
                 yield await snapshot()
             else:
