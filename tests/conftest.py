@@ -52,6 +52,15 @@ def kafka_bootstrap() -> Iterator[str]:
         kafka.stop()
 
 
+@pytest.fixture
+def identity():
+    """A stand-in identity provider with its own key: `build_app(settings, keys=identity.keys())`,
+    then `headers=identity.bearer("finance", city_id=...)` (tests/identity.py)."""
+    from tests.identity import TestIdentity
+
+    return TestIdentity()
+
+
 @pytest.fixture(scope="session")
 def keycloak_url() -> Iterator[str]:
     """Base URL of a Keycloak serving the realm icc (issuer: <url>/realms/icc)."""

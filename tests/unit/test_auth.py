@@ -21,11 +21,6 @@ from tests.identity import TestIdentity
 REALM_FILE = Path(__file__).parents[2] / "deploy" / "keycloak" / "realm-icc.json"
 
 
-@pytest.fixture
-def identity() -> TestIdentity:
-    return TestIdentity()
-
-
 def verifier(identity: TestIdentity, **keys) -> TokenVerifier:
     return TokenVerifier(LOCAL_ISSUER, "icc-api", identity.keys(**keys), frozenset({"RS256"}), leeway=30)
 

@@ -31,11 +31,6 @@ def site(identity: TestIdentity, provider: ProviderDouble) -> FastAPI:
 
 
 @pytest.fixture
-def identity() -> TestIdentity:
-    return TestIdentity()
-
-
-@pytest.fixture
 async def browser(identity):
     provider = identity.transport({"username": "fran", "roles": ["finance"], "email": "fran@example.org"})
     app = site(identity, provider)
