@@ -1,21 +1,26 @@
-"""`make up`: the whole platform on this machine — Kafka, then the four services — until Ctrl-C.
+"""`make up`: the whole platform on this machine — Kafka and Keycloak (side by side), then the four
+services — until Ctrl-C.
 
-Uses the project's own Kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster, and each service's
-embedded SQLite file (.local/data/<service>.db) unless DATABASE_URL names a PostgreSQL server.
+Uses the project's own Kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster, the project's own
+Keycloak unless KEYCLOAK_URL names one, and each service's embedded SQLite file
+(.local/data/<service>.db) unless DATABASE_URL names a PostgreSQL server.
 Each service logs in to Kafka as its own principal: on the project's broker with the local
 passwords (deploy/kafka/principals.py), on another secured cluster with the KAFKA_SECURITY_PROTOCOL
 / KAFKA_SASL_MECHANISM of the environment and the password in <SERVICE>_KAFKA_SASL_PASSWORD.
 Service logs (JSON lines) go to .local/logs/<service>.log."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from deploy.kafka.local import LocalKafka
+from deploy.keycloak.local import REALM_FILE, LocalKeycloak
 from services.common.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +48,44 @@ def login(kafka: LocalKafka | None, name: str) -> dict[str, str]:
     return {"KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": os.environ.get(f"{name.upper()}_KAFKA_SASL_PASSWORD", "")}
 
 
+def demo_users() -> list[str]:
+    """The realm file's people: name, password, role."""
+    realm = json.loads(REALM_FILE.read_text())
+    return [
+        f"{user['username']:<12} {user['credentials'][0]['value']:<17} {', '.join(user['realmRoles'])}"
+        for user in realm["users"] if user.get("credentials")
+    ]
+
+
 def main() -> int:
     kafka: LocalKafka | None = None
+    keycloak: LocalKeycloak | None = None
+    keycloak_started_here = False
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         kafka = LocalKafka()
         say(f"starting Kafka on {kafka.bootstrap_servers} (first run fetches it from Maven Central)...")
-        kafka.start()
+    if not os.environ.get("KEYCLOAK_URL"):
+        keycloak = LocalKeycloak()
+        keycloak_started_here = keycloak.pid() is None
+        if keycloak_started_here:
+            say(f"starting Keycloak on {keycloak.url} (the first run fetches and builds it: a few minutes)...")
+        else:
+            say(f"using the Keycloak already running on {keycloak.url}")
+    # Two JVMs that each take seconds to start: side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        starting = [pool.submit(server.start) for server in (kafka, keycloak) if server is not None]
+        try:
+            for future in starting:
+                future.result()
+        except Exception as err:
+            say(f"{err}")
+            if kafka is not None:
+                kafka.stop()
+            if keycloak is not None and keycloak_started_here:
+                keycloak.stop()
+            return 1
     cluster = KafkaSettings() if kafka is None else None  # a cluster of the environment's
+    keycloak_url = os.environ.get("KEYCLOAK_URL") or keycloak.url
 
     ports = {name: int(os.environ.get(f"{name.upper()}_PORT", port)) for name, port in SERVICES.items()}
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -94,6 +130,9 @@ def main() -> int:
             else:
                 where, how = cluster.kafka_bootstrap_servers, cluster.kafka_security_protocol
             print(f"  kafka       {where} ({how})", file=sys.stderr)
+            print(f"  keycloak    {keycloak_url}  (realm icc; admin console {keycloak_url}/admin)", file=sys.stderr)
+            if keycloak is not None:
+                print("  sign in as  " + "\n              ".join(demo_users()), file=sys.stderr)
             print(f"  logs        {LOGS}/<service>.log\nPress Ctrl-C to stop everything.\n", file=sys.stderr, flush=True)
         while not stopping:
             for name, process in processes.items():
@@ -116,6 +155,9 @@ def main() -> int:
         if kafka is not None:
             say("stopping Kafka...")
             kafka.stop()
+        if keycloak is not None and keycloak_started_here:
+            say("stopping Keycloak...")
+            keycloak.stop()
         say("stopped")
 
 

@@ -7,6 +7,9 @@ testcontainers' Kafka (PLAINTEXT) when a Docker engine answers; else the project
 (deploy/kafka, fetched from Maven Central, SASL/SCRAM and ACLs), started if needed, as admin.
 The tests of authentication and authorisation need a secured cluster: the session's if it is
 one, else a private broker of the project's on free ports (`secured_kafka`).
+Keycloak (the identity provider): KEYCLOAK_URL if set; else the project's own (deploy/keycloak,
+fetched from Maven Central), started if needed. Most tests sign their own tokens (tests/identity.py);
+only the sign-in tests need the real provider.
 PostgreSQL: DATABASE_URL (a postgresql URL) if set; else testcontainers when Docker answers;
 else the local server that `make postgres` / `.ci/run` start (ICC_TEST_POSTGRES_URL).
 Every test that touches a database runs on SQLite and on PostgreSQL (the `database_url` fixture).
@@ -22,6 +25,7 @@ import pytest
 
 from deploy.kafka.local import LocalKafka
 from services.common.settings import KafkaConnection, KafkaSettings
+from deploy.keycloak.local import KeycloakError, LocalKeycloak
 
 LOCAL_POSTGRES = "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc"
 
@@ -81,6 +85,32 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def identity():
+    """A stand-in identity provider with its own key: `build_app(settings, keys=identity.keys())`,
+    then `headers=identity.bearer("finance", city_id=...)` (tests/identity.py)."""
+    from tests.identity import TestIdentity
+
+    return TestIdentity()
+
+
+@pytest.fixture(scope="session")
+def keycloak_url() -> Iterator[str]:
+    """Base URL of a Keycloak serving the realm icc (issuer: <url>/realms/icc)."""
+    if url := os.environ.get("KEYCLOAK_URL"):
+        yield url.rstrip("/")
+        return
+    keycloak = LocalKeycloak()
+    started_here = not keycloak.is_ready()
+    try:
+        keycloak.start()
+    except KeycloakError as err:
+        pytest.fail(f"the local Keycloak did not start: {err}\nStart it with 'make keycloak' or set KEYCLOAK_URL.", pytrace=False)
+    yield keycloak.url
+    if started_here:
+        keycloak.stop()
 
 
 @pytest.fixture(scope="session")

@@ -30,16 +30,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import errno
-import fcntl
 import hashlib
 import os
-import shutil
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -51,6 +46,11 @@ from deploy.kafka.principals import ADMIN, LOCAL_PASSWORDS
 
 if TYPE_CHECKING:
     from services.common.settings import KafkaConnection
+
+from deploy.jvm import fetch_once, fetched, java_home_java, process_alive, run_maven, send_signal, wait_gone
+from deploy.jvm import port_open as _port_open
+from deploy.jvm import say as _say
+from deploy.jvm import tail as _tail
 
 __all__ = [
     "KAFKA_VERSION",
@@ -70,7 +70,6 @@ LIBS_DIR = LOCAL_DIR / "kafka-libs"
 POM_FILE = _HERE / "pom.xml"
 LOG4J_CONFIG = _HERE / "log4j2.yaml"
 
-_MARKER_NAME = ".complete"
 _CDS_PENDING = "cds-dump.pending"
 _NODE_ID = 1
 _CONTROLLER = "controller"  # the broker's login on its own controller listener (PLAIN)
@@ -92,22 +91,6 @@ T = TypeVar("T")
 
 class KafkaError(RuntimeError):
     """Fetching, formatting, starting or stopping the local broker failed."""
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 64 * 1024))
-            data = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
 
 
 def _run_coro(coro: Coroutine[Any, Any, T]) -> T:
@@ -150,10 +133,7 @@ def _users_fingerprint() -> str:
 
 
 def java_executable() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return str(Path(java_home) / "bin" / "java")
-    java = shutil.which("java")
+    java = java_home_java()
     if java is None:
         raise KafkaError(
             "'java' is not on PATH (Kafka 4.3 needs Java 17+); install a JDK/JRE 17 "
@@ -176,15 +156,6 @@ def run_kafka_tool(
         "-cp", str(Path(libs_dir) / "*"), main_class, *args,
     ]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=logs_dir, timeout=timeout)
-
-
-def _port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
-    """True if something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _random_cluster_id() -> str:
@@ -274,84 +245,32 @@ class LocalKafka:
         return f"kafka {KAFKA_VERSION} pom-sha256 {hashlib.sha256(pom).hexdigest()}\n"
 
     def _libs_complete(self) -> bool:
-        marker = self.libs_dir / _MARKER_NAME
-        try:
-            return marker.read_text() == self._libs_fingerprint()
-        except OSError:
-            return False
+        return fetched(self.libs_dir, self._libs_fingerprint())
 
     def fetch(self) -> Path:
-        """Download the Kafka jars with Maven into the shared cache, once.
-
-        A marker file is written only after a complete, verified download, so an
-        interrupted fetch is redone on the next call. Concurrent callers (several test
-        processes) serialise on a lock file. Returns the libs directory.
-        """
-        if self._libs_complete():
-            return self.libs_dir
-        self.libs_dir.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.libs_dir.parent / (self.libs_dir.name + ".lock")
-        with lock_path.open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if self._libs_complete():  # someone else fetched while we waited
-                return self.libs_dir
-            self._fetch_locked()
+        """Download the Kafka jars with Maven into the shared cache, once (see `deploy.jvm.fetch_once`).
+        Returns the libs directory."""
+        if not self._libs_complete():
+            _say(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central (first run only)...")
+            started = time.monotonic()
+            fetch_once(self.libs_dir, self._libs_fingerprint(), self._fetch_into)
+            jars = len(list(self.libs_dir.glob("*.jar")))
+            _say(f"fetched {jars} jars into {self.libs_dir} in {time.monotonic() - started:.0f}s")
         return self.libs_dir
 
-    def _fetch_locked(self) -> None:
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise KafkaError(
-                "Maven ('mvn') is not on PATH; it is needed once to fetch Kafka "
-                f"{KAFKA_VERSION} from Maven Central. Install Maven 3.x "
-                "(e.g. apt-get install maven) and rerun: python -m deploy.kafka fetch"
-            )
-        _say(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central (first run only)...")
-        if self.libs_dir.exists():
-            shutil.rmtree(self.libs_dir)  # half-finished or stale: start clean
-        tmp = self.libs_dir.with_name(self.libs_dir.name + f".tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [
-            mvn, "-q", "-B", "-f", str(POM_FILE),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={tmp}",
-            "-DincludeScope=runtime",
-        ]
-        started = time.monotonic()
-        try:
-            res = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                cwd=str(_HERE), timeout=900,
-            )
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise KafkaError(
-                "Maven took more than 15 minutes to fetch Kafka; check network access "
-                "to Maven Central (repo.maven.apache.org) and rerun: python -m deploy.kafka fetch"
-            ) from None
-        if res.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            out = "\n".join((res.stdout + res.stderr).strip().splitlines()[-25:])
-            raise KafkaError(
-                f"Maven failed to fetch Kafka {KAFKA_VERSION} (exit {res.returncode}). Check "
-                "that 'mvn' works and Maven Central (repo.maven.apache.org) is reachable "
-                "(proxy settings in ~/.m2/settings.xml), then rerun: "
-                f"python -m deploy.kafka fetch\n--- mvn output (tail) ---\n{out}"
-            )
-        names = [p.name for p in tmp.glob("*.jar")] if tmp.is_dir() else []
+    def _fetch_into(self, tmp: Path) -> None:
+        retry = "python -m deploy.kafka fetch"
+        run_maven(
+            ["-f", str(POM_FILE), "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
+            what=f"Kafka {KAFKA_VERSION}", retry=retry, error=KafkaError, cwd=_HERE,
+        )
+        names = [p.name for p in tmp.glob("*.jar")]
         missing = [req for req in _REQUIRED_JARS if not any(n.startswith(req) for n in names)]
         if missing:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise KafkaError(
                 f"Maven finished but the Kafka classpath is incomplete (missing {missing}); "
-                f"check {POM_FILE} and rerun: python -m deploy.kafka fetch"
+                f"check {POM_FILE} and rerun: {retry}"
             )
-        tmp.rename(self.libs_dir)
-        (self.libs_dir / _MARKER_NAME).write_text(self._libs_fingerprint())
-        _say(
-            f"fetched {len(names)} jars into {self.libs_dir} "
-            f"in {time.monotonic() - started:.0f}s"
-        )
 
     # ----------------------------------------------------------------- config
 
@@ -604,27 +523,7 @@ class LocalKafka:
 
     def _is_our_java(self, pid: int) -> bool:
         """``pid`` is alive (not a zombie) and is the Kafka JVM of this home."""
-        if self._proc is not None and self._proc.pid == pid:
-            if self._proc.poll() is not None:
-                return False
-        else:
-            with contextlib.suppress(ChildProcessError, OSError):
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:  # reap our own dead child
-                    return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return True  # no /proc: trust kill(0)
-        return b"kafka.Kafka" in cmdline and str(self.config_file).encode() in cmdline
+        return process_alive(pid, b"kafka.Kafka", str(self.config_file).encode(), child=self._proc)
 
     def pid(self) -> int | None:
         """Pid of this home's running broker JVM, or None."""
@@ -797,23 +696,10 @@ class LocalKafka:
 
     @staticmethod
     def _signal(pid: int, sig: signal.Signals) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.ESRCH:
-                raise
+        send_signal(pid, sig)
 
     def _wait_exit(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        delay = 0.05
-        while self._is_our_java(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
-        return True
+        return wait_gone(lambda: self._is_our_java(pid), timeout)
 
     # --------------------------------------------------------- conveniences
 

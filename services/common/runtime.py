@@ -3,7 +3,9 @@
 `build_service` turns a service's parts (settings, unit of work, routes, event handlers,
 migrations) into a FastAPI app whose lifespan applies migrations before taking traffic, runs the
 outbox relay, connects the FastStream broker (waiting out an absent broker), and serves
-`/health` and `/ready`. All four services are built by it, identically."""
+`/health` and `/ready`. It also installs token checking (`services.common.auth`: the provider's keys
+come over HTTP unless a test passes its own `keys`) and the browser sessions a sign-in creates
+(`services.common.login`). All four services are built by it, identically."""
 
 import asyncio
 import logging
@@ -24,7 +26,9 @@ from contracts.topics import CONSUMES, PRODUCES, dead_letter_topic
 from services.common.consumer import EventConsumer, Handler
 from services.common.db import UnitOfWork, create_engine, migrate
 from services.common.errors import install_error_handlers
+from services.common import auth
 from services.common.kafka import TopicsNotCreatedYet, create_broker, create_producer, ensure_topics
+from services.common.login import WebSessions
 from services.common.logs import configure_logging
 from services.common.outbox import OutboxRelay
 from services.common.retry import Backoff
@@ -60,7 +64,7 @@ def get_unit_of_work(request: Request) -> UnitOfWork:
 
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
 
-health = APIRouter(tags=["health"])
+health = APIRouter(tags=["health"], dependencies=[auth.public])
 
 
 @health.get("/health", summary="The process is alive")
@@ -137,6 +141,7 @@ def build_service(
     routers: list[APIRouter],
     handlers: dict[type[Event], Handler] | None = None,
     configure: Callable[[FastAPI], None] | None = None,
+    keys: auth.KeySource | None = None,
 ) -> FastAPI:
     engine = create_engine(settings.db_url, settings.db_schema)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -176,6 +181,15 @@ def build_service(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = runtime
     install_error_handlers(app)
+    verifier = auth.TokenVerifier(
+        settings.oidc_issuer,
+        settings.oidc_audience,
+        keys or auth.JwksKeys.over_http(settings.oidc_issuer, settings.oidc_jwks_url, min_interval=settings.oidc_key_refresh_seconds),
+        frozenset(settings.oidc_algorithms),
+        settings.oidc_leeway_seconds,
+    )
+    auth.install(app, verifier)
+    app.state.web_sessions = WebSessions(settings, verifier)
     app.include_router(health)
     for router in routers:
         app.include_router(router)

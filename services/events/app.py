@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from services.common.auth import KeySource
 from services.common.runtime import build_service
 from services.events.api import install_error_handlers, routers
 from services.events.db import EventsUnitOfWork
@@ -9,7 +10,7 @@ from services.events.handlers import HANDLERS
 from services.events.settings import EventsSettings
 
 
-def build_app(settings: EventsSettings | None = None):
+def build_app(settings: EventsSettings | None = None, *, keys: KeySource | None = None):
     return build_service(
         settings or EventsSettings(),
         title="ICC network events",
@@ -23,5 +24,6 @@ def build_app(settings: EventsSettings | None = None):
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
         handlers=HANDLERS,
+        keys=keys,
         configure=install_error_handlers,
     )

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from contracts.events import BudgetLine as LineName
 from contracts.money import Money
 from services.common.api import Limit, Offset, today
+from services.common.auth import require, still_signed_in
 from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.finance import handlers, reports
@@ -344,7 +345,13 @@ async def dashboard_snapshot(uow: UoW, year: SnapshotYear = None) -> dict[str, A
         return await reports.snapshot(uow.session, year or today().year)
 
 
-@router.get("/dashboard/stream", summary="Server-Sent Events: a snapshot on connect and after every change", tags=["dashboard"])
+@router.get(
+    "/dashboard/stream",
+    summary="Server-Sent Events: a snapshot on connect and after every change (finance or auditor: token or signed-in page)",
+    tags=["dashboard"],
+    # The dashboard page's data: its browser session counts as well as a bearer token.
+    dependencies=[require("finance", "auditor", session=True)],
+)
 async def dashboard_stream(request: Request, year: SnapshotYear = None) -> StreamingResponse:
     runtime, changes = request.app.state.runtime, request.app.state.changes
     ping = runtime.settings.dashboard_ping_seconds
@@ -359,7 +366,10 @@ async def dashboard_stream(request: Request, year: SnapshotYear = None) -> Strea
         seen = changes.version
         yield await snapshot()
         while True:
-            if await changes.wait(seen, timeout=ping):
+            changed = await changes.wait(seen, timeout=ping)
+            if not await still_signed_in(request):
+                return  # signed out meanwhile: no more figures (the page reloads into the login)
+            if changed:
                 seen = changes.version  # read before building: a change during the build triggers another
                 yield await snapshot()
             else:

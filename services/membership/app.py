@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from services.common.auth import KeySource
 from services.common.runtime import build_service
 from services.membership.api import routers
 from services.membership.db import MembershipUnitOfWork
@@ -9,7 +10,7 @@ from services.membership.index import questionnaires
 from services.membership.settings import MembershipSettings
 
 
-def build_app(settings: MembershipSettings | None = None):
+def build_app(settings: MembershipSettings | None = None, *, keys: KeySource | None = None):
     questionnaires()  # a broken INDEX definition stops the service here, before it takes traffic
     return build_service(
         settings or MembershipSettings(),
@@ -23,4 +24,5 @@ def build_app(settings: MembershipSettings | None = None):
         uow_class=MembershipUnitOfWork,
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
+        keys=keys,
     )

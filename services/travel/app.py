@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from services.common.auth import KeySource
 from services.common.runtime import build_service
 from services.travel.api import install_travel_errors, router
 from services.travel.db import TravelUnitOfWork
@@ -9,7 +10,7 @@ from services.travel.handlers import HANDLERS
 from services.travel.settings import TravelSettings
 
 
-def build_app(settings: TravelSettings | None = None):
+def build_app(settings: TravelSettings | None = None, *, keys: KeySource | None = None):
     return build_service(
         settings or TravelSettings(),
         title="ICC travel",
@@ -18,5 +19,6 @@ def build_app(settings: TravelSettings | None = None):
         migrations=Path(__file__).parent / "migrations",
         routers=[router],
         handlers=HANDLERS,
+        keys=keys,
         configure=install_travel_errors,
     )

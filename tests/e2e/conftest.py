@@ -61,8 +61,8 @@ class Platform:
     def travel(self):
         return build_travel(TravelSettings(**self.settings("travel")))
 
-    def finance(self):
-        return build_finance(FinanceSettings(**self.settings("finance")))
+    def finance(self, **overrides):
+        return build_finance(FinanceSettings(**{**self.settings("finance"), **overrides}))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The finance dashboard in a real headless browser (Debian's chromium driven by Playwright):
-it renders the live figures and a payment moves them within a second, without a reload."""
+"""The finance dashboard in a real headless browser (Debian's chromium driven by Playwright): the
+finance officer signs in on Keycloak's own login page, the page renders the live figures and a
+payment moves them within a second, without a reload."""
 
 import shutil
 import time
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
+from deploy.keycloak.admin import KeycloakAdmin
 from tests.e2e.test_join_to_invoice import join
 from tests.support import eventually, running, serving
 
@@ -26,10 +28,27 @@ async def browser():
         await browser.close()
 
 
-async def test_a_payment_moves_the_dashboard_within_a_second(platform_sqlite, browser) -> None:
+@pytest.fixture
+def sign_in_back_to(keycloak_url):
+    """Lets the realm's `icc-web` client send the browser back to a page served on a test port."""
+    allowed: list[str] = []
+
+    def allow(base_url: str) -> None:
+        with KeycloakAdmin(keycloak_url) as admin:
+            admin.allow_redirect(base_url)
+        allowed.append(base_url)
+
+    yield allow
+    with KeycloakAdmin(keycloak_url) as admin:
+        for base_url in allowed:
+            admin.allow_redirect(base_url, allowed=False)
+
+
+async def test_a_payment_moves_the_dashboard_within_a_second(platform_sqlite, browser, keycloak_url, sign_in_back_to) -> None:
     platform = platform_sqlite
-    membership_app, finance_app = platform.membership(), platform.finance()
+    membership_app, finance_app = platform.membership(), platform.finance(KEYCLOAK_URL=keycloak_url)
     async with running(membership_app) as membership, running(finance_app) as finance, serving(finance_app) as finance_url:
+        sign_in_back_to(finance_url)
         city = await join(membership, agreement="2026-03-15")
 
         async def invoiced():
@@ -41,6 +60,15 @@ async def test_a_payment_moves_the_dashboard_within_a_second(platform_sqlite, br
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         await page.goto(f"{finance_url}/dashboard?year={invoice['year']}")
+        # Signed out: the provider's login page, then back to the dashboard asked for.
+        await page.wait_for_url(f"{keycloak_url}/realms/icc/protocol/openid-connect/auth*", timeout=15_000)
+        await page.fill("#username", "finance")
+        await page.fill("#password", "finance-pass")
+        await page.click("#kc-login")
+        await page.wait_for_url(f"{finance_url}/dashboard?year={invoice['year']}", timeout=15_000)
+        assert await page.get_by_test_id("signed-in-as").text_content() == "finance"
+        assert not any(c["name"] == "icc_session" and not c["httpOnly"] for c in await page.context.cookies())
+        assert await page.evaluate("document.cookie.includes('icc_session')") is False  # out of JavaScript's reach
         await page.wait_for_function("document.querySelector('[data-testid=live]').classList.contains('on')", timeout=15_000)
         invoiced_cell = page.get_by_test_id("contributions-invoiced")
         await page.wait_for_function(
@@ -66,3 +94,11 @@ async def test_a_payment_moves_the_dashboard_within_a_second(platform_sqlite, br
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=SCREENSHOTS / "dashboard.png", full_page=True)
         print(f"dashboard moved {moved_after * 1000:.0f} ms after the payment; screenshot {SCREENSHOTS / 'dashboard.png'}")
+
+        # Signing out ends the provider's session too: the next visit asks for the password again.
+        await page.get_by_role("link", name="Sign out").click()
+        await page.wait_for_url(f"{finance_url}/signed-out*", timeout=15_000)
+        assert "You are signed out" in await page.get_by_test_id("signed-out").text_content()
+        await page.goto(f"{finance_url}/dashboard")
+        await page.wait_for_url(f"{keycloak_url}/realms/icc/protocol/openid-connect/auth*", timeout=15_000)
+        assert await page.locator("#password").is_visible()

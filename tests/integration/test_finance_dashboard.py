@@ -5,14 +5,18 @@ import asyncio
 import json
 import time
 from datetime import date
+from urllib.parse import parse_qs, urlparse
 from uuid import uuid4
 
 import httpx
+import pytest
 
 from contracts.events import CityJoined
 from services.common.api import today
+from services.common.login import WebSessions
 from services.finance.app import build_app
 from services.finance.settings import FinanceSettings
+from tests.identity import TestIdentity
 from tests.integration.test_finance_budget import (  # noqa: F401, F811 (fixture)
     NO_BROKER, YEAR, claimed, deliver, finance, set_budget,
 )
@@ -81,8 +85,10 @@ class Stream:
 
 
 async def test_the_stream_sends_a_snapshot_on_connect_and_after_every_committed_change(tmp_path) -> None:
-    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=30))
-    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    identity = TestIdentity()
+    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=30),
+                    keys=identity.keys())
+    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10, headers=identity.bearer("finance")) as client:
         runtime = app.state.runtime
         async with client.stream("GET", "/dashboard/stream", params={"year": YEAR}) as response:
             assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
@@ -107,10 +113,50 @@ async def test_the_stream_sends_a_snapshot_on_connect_and_after_every_committed_
 
 
 async def test_an_idle_stream_gets_comment_pings(tmp_path) -> None:
-    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=0.2))
-    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    identity = TestIdentity()
+    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=0.2),
+                    keys=identity.keys())
+    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10, headers=identity.bearer("auditor")) as client:
         async with client.stream("GET", "/dashboard/stream") as response:
             stream = Stream(response)
             assert (await stream.next())[0] == "snapshot"
             name, comment = await stream.next(timeout=3)
             assert name is None and comment.startswith("ping")
+
+
+async def test_the_stream_is_for_finance_and_auditors_only(tmp_path) -> None:
+    identity = TestIdentity()
+    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db"), keys=identity.keys())
+    async with running(app) as client:
+        signed_out = await client.get("/dashboard/stream")
+        assert signed_out.status_code == 401 and signed_out.headers["www-authenticate"] == 'Bearer realm="icc"'
+        delegate = await client.get("/dashboard/stream", headers=identity.bearer("delegate", username="ana"))
+        assert delegate.status_code == 403 and "finance, auditor" in delegate.json()["detail"]
+        # the JSON snapshot stays open until its route owner decides
+        assert (await client.get("/dashboard/snapshot")).status_code == 200
+
+
+async def test_a_stream_opened_with_the_browser_session_ends_when_that_session_ends(tmp_path) -> None:
+    identity = TestIdentity()
+    provider = identity.transport({"username": "fran", "roles": ["finance"]})
+    app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=30),
+                    keys=identity.keys())
+    app.state.web_sessions = WebSessions(app.state.runtime.settings, app.state.auth, transport=provider)
+    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as browser:
+        to_provider = (await browser.get("/login", params={"next": "/dashboard"})).headers["location"]
+        state = parse_qs(urlparse(to_provider).query)["state"][0]
+        back = await browser.get("/auth/callback", params={"state": state, "code": provider.authorize(to_provider)})
+        assert back.headers["location"] == "/dashboard" and "icc_session" in browser.cookies
+        async with browser.stream("GET", "/dashboard/stream", params={"year": YEAR}) as response:
+            assert response.status_code == 200
+            stream = Stream(response)
+            await stream.snapshot()
+            await set_budget(browser, delegate_travel="1000.00")  # still signed in: pushed
+            assert (await stream.snapshot())["budget"][1]["allocation"] == "1000.00"
+
+            async with httpx.AsyncClient(base_url=url, timeout=10, cookies=browser.cookies) as other_tab:
+                assert (await other_tab.get("/logout")).status_code == 303
+            await set_budget(browser, delegate_travel="2000.00")  # the next change finds the session gone
+            with pytest.raises(AssertionError, match="stream ended"):
+                await stream.next(timeout=5)
+        assert (await browser.get("/dashboard/stream")).status_code == 401
