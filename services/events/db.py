@@ -6,8 +6,9 @@ from uuid import UUID
 from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Uuid, select, text
 from sqlalchemy.orm import registry, relationship, selectinload
 
-from contracts.events import CityJoined, CityLeft, Event
+from contracts.events import Event
 from services.common.db import Keyed, UnitOfWork, UtcDateTime
+from services.common.members import city_ids
 from services.common.refusals import NotFound
 from services.events.domain import MemberCity, Registration, Workshop
 
@@ -21,6 +22,8 @@ member_cities = Table(
     Column("european", Boolean),
     Column("joined_on", Date),
     Column("left_on", Date),
+    Column("country", String(2)),
+    Column("applied_on", Date),
 )
 workshops = Table(
     "workshops",
@@ -128,4 +131,4 @@ class EventsUnitOfWork(UnitOfWork):
         return self
 
     async def prefetch(self, events: list[Event]) -> None:
-        await self.member_cities.preload({e.city_id for e in events if isinstance(e, CityJoined | CityLeft)})
+        await self.member_cities.preload(city_ids(events))
