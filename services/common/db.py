@@ -147,8 +147,8 @@ def alembic_config(service_migrations: Path) -> Config:
     return config
 
 
-async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path) -> None:
-    """Bring the machinery tables and the service's own tables to the newest revision."""
+async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path, target: str = "heads") -> None:
+    """Bring the machinery tables and the service's own tables to the newest revision (or `target`)."""
     if engine.dialect.name == "postgresql":
         async with engine.begin() as connection:
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
@@ -156,7 +156,7 @@ async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path) ->
 
     def upgrade(sync_connection: Any) -> None:
         config.attributes["connection"] = sync_connection
-        command.upgrade(config, "heads")
+        command.upgrade(config, target)
 
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
