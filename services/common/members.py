@@ -1,9 +1,12 @@
 """Membership's facts kept by the services that need to know who is a member (events, travel):
-the same four handlers for each, written once. A service passes its own record class (a
-`contracts.members.CityFacts`) and where its unit of work keeps those records (a `Keyed`)."""
+the same table and the same four handlers for each, written once. A service maps its own record
+class (a `contracts.members.CityFacts`) onto `city_facts_table` and tells the handlers where its
+unit of work keeps those records (a `Keyed`)."""
 
 from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy import Boolean, Column, Date, MetaData, String, Table, Uuid
 
 from contracts.events import CityApplied, CityJoined, CityLeft, Event, JoinDateCorrected
 from contracts.members import CityFacts
@@ -11,6 +14,22 @@ from services.common.consumer import Handler
 from services.common.db import Keyed
 
 MEMBERSHIP_FACTS = (CityApplied, CityJoined, JoinDateCorrected, CityLeft)
+
+
+def city_facts_table(name: str, metadata: MetaData) -> Table:
+    """The columns of a `CityFacts`: only the id is always known (a city may be known as an
+    applicant, a member, or only from its `CityLeft`)."""
+    return Table(
+        name,
+        metadata,
+        Column("city_id", Uuid, primary_key=True),
+        Column("name", String(200)),
+        Column("european", Boolean),
+        Column("joined_on", Date),
+        Column("left_on", Date),
+        Column("country", String(2)),
+        Column("applied_on", Date),
+    )
 
 
 def membership_handlers(record: type[CityFacts], cities: Callable[[Any], Keyed]) -> dict[type[Event], Handler]:

@@ -16,7 +16,7 @@ from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.events import handlers
 from services.events.db import EventsUnitOfWork
-from services.events.domain import Registration, RegistrationStatus, Workshop, WorkshopStatus
+from services.events.domain import RegistrationStatus, Workshop, WorkshopStatus
 from services.events.schemas import (
     CITY_ID,
     NO_EVENT,

@@ -8,23 +8,13 @@ from sqlalchemy.orm import registry, relationship, selectinload
 
 from contracts.events import Event
 from services.common.db import Keyed, UnitOfWork, UtcDateTime
-from services.common.members import city_ids
+from services.common.members import city_facts_table, city_ids
 from services.common.refusals import NotFound
 from services.events.domain import MemberCity, Registration, Workshop
 
 mapper = registry()
 
-member_cities = Table(
-    "member_cities",
-    mapper.metadata,
-    Column("city_id", Uuid, primary_key=True),
-    Column("name", String(200)),
-    Column("european", Boolean),
-    Column("joined_on", Date),
-    Column("left_on", Date),
-    Column("country", String(2)),
-    Column("applied_on", Date),
-)
+member_cities = city_facts_table("member_cities", mapper.metadata)
 workshops = Table(
     "workshops",
     mapper.metadata,

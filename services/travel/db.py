@@ -37,7 +37,7 @@ from contracts.events import (
     WorkshopScheduled,
 )
 from services.common.db import Cents, Keyed, ScaledDecimal, UnitOfWork, UtcDateTime
-from services.common.members import city_ids
+from services.common.members import city_facts_table, city_ids
 from services.common.refusals import NotFound
 from services.travel.domain import (
     AllowanceRate,
@@ -68,17 +68,7 @@ class Micros(ScaledDecimal):
         return None if rate is None else plain(rate)  # 11450000 -> 11.45
 
 
-known_cities = Table(
-    "known_cities",
-    mapper.metadata,
-    Column("city_id", Uuid, primary_key=True),
-    Column("name", String(200)),
-    Column("european", Boolean),
-    Column("joined_on", Date),
-    Column("left_on", Date),
-    Column("country", String(2)),
-    Column("applied_on", Date),
-)
+known_cities = city_facts_table("known_cities", mapper.metadata)
 known_events = Table(
     "known_events",
     mapper.metadata,

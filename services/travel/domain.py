@@ -452,21 +452,18 @@ class TravelClaim(FollowsFinance):
         """A live CoE-funded claim: it takes one of the city's funded places for the event."""
         return self.funding == Funding.COE and self.status != ClaimStatus.REJECTED
 
+    def _for_finance(self) -> dict:
+        """What finance decides by, in `TravelClaimed` and `TravelClaimAmended` alike."""
+        return {
+            "claim_id": self.id, "registration_id": self.registration_id, "workshop_id": self.workshop_id,
+            "city_id": self.city_id, "european": self.european, "budget_line": "delegate_travel",
+            "coe_funded": self.coe_funded, "city_borne": self.city_borne, "event_year": self.event_year,
+        }
+
     def claimed_event(self) -> TravelClaimed:
         return TravelClaimed(
-            claim_id=self.id,
-            registration_id=self.registration_id,
-            workshop_id=self.workshop_id,
-            city_id=self.city_id,
-            delegate_email=self.delegate_email,
-            european=self.european,
-            budget_line="delegate_travel",
-            coe_funded=self.coe_funded,
-            city_borne=self.city_borne,
-            submitted_on=self.submitted_on,
-            event_year=self.event_year,
-            supersedes=self.supersedes,
-            claim_version=self.claim_version,
+            **self._for_finance(), delegate_email=self.delegate_email, submitted_on=self.submitted_on,
+            supersedes=self.supersedes, claim_version=self.claim_version,
         )
 
     def amend(self, city: KnownCity, event: KnownEvent, stay: Stay, rates: Rates, today: date) -> TravelClaimAmended:
@@ -489,20 +486,7 @@ class TravelClaim(FollowsFinance):
         previous = self.coe_funded
         self._price(city, event, Funding(self.funding), stay, rates)
         self.status, self.amended_on, self.amendments = ClaimStatus.SUBMITTED, today, self.amendments + 1
-        return TravelClaimAmended(
-            claim_id=self.id,
-            registration_id=self.registration_id,
-            workshop_id=self.workshop_id,
-            city_id=self.city_id,
-            european=self.european,
-            budget_line="delegate_travel",
-            coe_funded=self.coe_funded,
-            city_borne=self.city_borne,
-            previous_coe_funded=previous,
-            event_year=self.event_year,
-            amended_on=today,
-            amendment=self.amendments,
-        )
+        return TravelClaimAmended(**self._for_finance(), previous_coe_funded=previous, amended_on=today, amendment=self.amendments)
 
     def _price(self, city: KnownCity, event: KnownEvent, funding: Funding, stay: Stay, rates: Rates) -> None:
         if rates.allowance is None:
@@ -571,7 +555,7 @@ def submit_claim(
 ) -> TravelClaim:
     """Decide a delegate's claim line by line under the funding rule; `coe_funded_claims` counts
     the city's live CoE-funded claims for the event (see `funding_of`). `rejected`: the claim
-    this one is a new version of."""
+    this one is a new version of (see `check_resubmittable`)."""
     check_claimable(registration, city, event, today)
     european = city.european_on(event.starts_on)
     funding = funding_of(european, registration.funded, coe_funded_claims, event.funded_quota_per_city)
@@ -598,20 +582,9 @@ def submit_claim(
     return claim
 
 
-def resubmit_claim(
-    rejected: TravelClaim,
-    newer: TravelClaim | None,
-    registration: Registration,
-    city: KnownCity,
-    event: KnownEvent,
-    stay: Stay,
-    rates: Rates,
-    *,
-    coe_funded_claims: int,
-    today: date,
-) -> TravelClaim:
-    """[rule] A rejected claim is resubmitted as a new version: a new claim, decided like any claim
-    (window, quota, rates as they are today), that names the rejected one; the rejected one is kept."""
+def check_resubmittable(rejected: TravelClaim, newer: TravelClaim | None) -> None:
+    """[rule] A rejected claim is resubmitted as a new version, once: a new claim, decided like any
+    claim (window, quota, rates as they are today), that names the rejected one, which is kept."""
     if rejected.status != ClaimStatus.REJECTED:
         raise Conflict(
             f"claim {rejected.id} is {rejected.status}, not rejected: only a rejected claim is resubmitted"
@@ -621,8 +594,6 @@ def resubmit_claim(
         )
     if newer is not None:
         raise Conflict(f"claim {rejected.id} was already resubmitted as claim {newer.id}", code="already_resubmitted")
-    return submit_claim(registration, city, event, stay, rates, coe_funded_claims=coe_funded_claims, today=today,
-                        rejected=rejected)
 
 
 # --- expert visits ------------------------------------------------------------------------

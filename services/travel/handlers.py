@@ -97,9 +97,10 @@ async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay,
 async def resubmit_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date) -> TravelClaim:
     rejected = await uow.claims.get_one(claim_id)
     registration, city, event = await _claimant(uow, rejected.registration_id)
-    claim = domain.resubmit_claim(
-        rejected, await uow.claims.superseding(claim_id), registration, city, event, stay, await _rates(uow, event, stay),
-        coe_funded_claims=await uow.claims.using_funded_quota(event.workshop_id, city.city_id), today=today,
+    domain.check_resubmittable(rejected, await uow.claims.superseding(claim_id))
+    claim = domain.submit_claim(
+        registration, city, event, stay, await _rates(uow, event, stay),
+        coe_funded_claims=await uow.claims.using_funded_quota(event.workshop_id, city.city_id), today=today, rejected=rejected,
     )
     return await _record(uow, claim, f"claim {claim_id} was already resubmitted")
 

@@ -19,8 +19,8 @@ from services.travel.domain import (
     Registration,
     Stay,
     claim_expert_visit,
+    check_resubmittable,
     daily_allowance,
-    resubmit_claim,
     submit_claim,
     to_eur,
 )
@@ -193,19 +193,19 @@ def test_a_claim_finance_has_decided_is_not_amended(status: str, says: str) -> N
     assert refused.value.code == "claim_decided" and decided.coe_funded == D("1002.50")
 
 
-def test_a_rejected_claim_is_resubmitted_as_a_new_version_that_names_it() -> None:
+def test_a_rejected_claim_is_resubmitted_once_as_a_new_version_that_names_it() -> None:
     rejected = claim()
     rejected.record(Decision("rejected", datetime(2026, 3, 12, tzinfo=UTC), reason="no boarding pass"))
-    registered = registration()
+    check_resubmittable(rejected, None)
     stay, rates = Stay(2, 0, []), Rates(AllowanceRate("PT", date(2025, 1, 1), D("155.00")), {})
-    again = resubmit_claim(rejected, None, registered, ghent(), lisbon(), stay, rates, coe_funded_claims=0, today=DURING)
+    again = submit_claim(registration(), ghent(), lisbon(), stay, rates, coe_funded_claims=0, today=DURING, rejected=rejected)
     assert (again.id != rejected.id, again.supersedes, again.claim_version, again.coe_funded) == (True, rejected.id, 2, D("310.00"))
     published = again.claimed_event()
     assert (published.supersedes, published.claim_version) == (rejected.id, 2)
     with pytest.raises(Conflict, match=f"already resubmitted as claim {again.id}"):
-        resubmit_claim(rejected, again, registered, ghent(), lisbon(), stay, rates, coe_funded_claims=0, today=DURING)
+        check_resubmittable(rejected, again)
     with pytest.raises(Conflict, match="not rejected: only a rejected claim is resubmitted; until finance decides it, amend it") as refused:
-        resubmit_claim(again, None, registered, ghent(), lisbon(), stay, rates, coe_funded_claims=0, today=DURING)
+        check_resubmittable(again, None)
     assert refused.value.code == "not_rejected"
 
 
