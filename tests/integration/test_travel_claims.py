@@ -482,7 +482,7 @@ async def test_funding_passed_on_after_a_funded_delegate_claimed_never_funds_a_s
     ana = await travel.registration(workshop, city, funded=True, email="ana@ghent.be")
     ben = await travel.registration(workshop, city, funded=False, email="ben@ghent.be")
     first = (await travel.client.post("/claims", json=claim_body(ana))).json()
-    assert (first["funding"], first["coe_funded"]) == ("european_member_coe_funded", "1002.50")
+    assert first["coe_funded"] == "1002.50"
     await travel.learn(
         RegistrationCancelled(registration_id=ana, workshop_id=workshop, city_id=city),
         RegistrationFundingChanged(registration_id=ben, workshop_id=workshop, city_id=city, funded=True),
@@ -490,9 +490,8 @@ async def test_funding_passed_on_after_a_funded_delegate_claimed_never_funds_a_s
     second = await travel.client.post("/claims", json=claim_body(ben))
     assert second.status_code == 201, second.text
     claim = second.json()
-    assert (claim["funded"], claim["funding"], claim["coe_funded"], claim["city_borne"]) == (
-        False, "funded_quota_used_self_funded", "0.00", "1002.50",
-    )
+    assert (claim["funded"], claim["coe_funded"], claim["city_borne"]) == (False, "0.00", "1002.50")
+    assert claim["funding"] == "funded_quota_used_self_funded"
     assert "Ghent's funded quota for this event (1 delegate) is already used" in claim["lines"][0]["explanation"]
 
     # Once finance rejects Ana's claim, the place is free again: Ben's resubmission would be funded.
@@ -507,10 +506,10 @@ async def test_simultaneous_claims_of_one_city_never_exceed_its_funded_quota(tra
     delegates = [await travel.registration(workshop, city, funded=True, email=f"d{n}@ghent.be") for n in range(4)]
     answers = await asyncio.gather(*(travel.client.post("/claims", json=claim_body(r)) for r in delegates))
     assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
-    fundings = sorted(a.json()["funding"] for a in answers)
-    assert fundings == ["european_member_coe_funded"] + ["funded_quota_used_self_funded"] * 3
+    assert sorted(a.json()["coe_funded"] for a in answers) == ["0.00", "0.00", "0.00", "1002.50"]
     published = [payload for kind, payload in await travel.published() if kind == "TravelClaimed"]
     assert sum(payload["coe_funded"] != "0.00" for payload in published) == 1
+    assert sorted(a.json()["funding"] for a in answers) == ["european_member_coe_funded"] + ["funded_quota_used_self_funded"] * 3
 
 
 # --- who is a member, and European, on the date that matters ------------------------------------
@@ -520,9 +519,8 @@ async def test_european_is_decided_on_the_event_s_first_day_not_frozen_at_joinin
     # Membership said European when this Russian city joined in 2021; Russia left the CoE on 2022-03-15.
     city = await travel.city("Kazan", "RU", european=True, joined_on=date(2021, 6, 1))
     claim = (await travel.client.post("/claims", json=claim_body(await travel.registration(await travel.workshop(), city)))).json()
-    assert (claim["european"], claim["funding"], claim["coe_funded"], claim["city_borne"]) == (
-        False, "non_european_member_city_borne", "0.00", "1002.50",
-    )
+    assert (claim["european"], claim["coe_funded"], claim["city_borne"]) == (False, "0.00", "1002.50")
+    assert claim["funding"] == "non_european_member_city_borne"
     assert json.loads((await travel.outbox())[0].value)["european"] is False
 
 
