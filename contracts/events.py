@@ -170,7 +170,12 @@ class RegistrationFundingChanged(Event):
 
 
 class TravelClaimed(Event):
-    """A delegate's claim, decided by travel's rules. Finance commits `coe_funded` on `budget_line`."""
+    """A delegate's claim, decided by travel's rules. Finance commits `coe_funded` on `budget_line`.
+
+    A rejected claim may be resubmitted: the new version is a new claim (its own `claim_id`, decided
+    like any claim) that names the rejected one in `supersedes`; `claim_version` counts them (1, 2,
+    ...). (Not `version`: that is the schema's version, `ce_schemaversion`.) Both fields are absent
+    from events published before they existed: read them as None and 1."""
 
     topic = Topic.CLAIMS
     key_field = "claim_id"
@@ -185,6 +190,42 @@ class TravelClaimed(Event):
     city_borne: Money
     submitted_on: date
     event_year: int  # the budget year: the year the event starts
+    supersedes: UUID | None = None  # the rejected claim this version replaces
+    claim_version: int = 1
+
+
+class TravelClaimAmended(Event):
+    """A delegate amended a claim that finance had not finally decided: its amounts replace those
+    of the claim's `TravelClaimed` (or of its previous amendment). Same claim, same key, so it
+    reaches finance after the claim it amends.
+
+    Travel accepts an amendment while the claim is `submitted` or `held`, and keeps the claim's
+    funding (European or not on the event's first day, within the city's funded quota or not);
+    only the lines and their totals change. What finance does with it: re-decide the claim as if
+    it arrived now with these amounts. Release what the claim holds on `budget_line` for
+    `event_year` (its commitment, if finance approved it meanwhile, or its place among the held
+    claims), then commit `coe_funded` if the line's headroom covers it in full, else hold it, and
+    publish that decision as usual (`ReimbursementApproved` / `ReimbursementHeld`; an amount of
+    0.00 is approved at once). A claim finance has already paid or rejected is not re-decided:
+    the amendment crossed that decision, and travel follows finance's decision.
+
+    `previous_coe_funded` is what finance was told before; `amendment` counts the claim's
+    amendments (1, 2, ...)."""
+
+    topic = Topic.CLAIMS
+    key_field = "claim_id"
+    claim_id: UUID
+    registration_id: UUID
+    workshop_id: UUID
+    city_id: UUID
+    european: bool
+    budget_line: BudgetLine  # "delegate_travel"
+    coe_funded: Money
+    city_borne: Money
+    previous_coe_funded: Money
+    event_year: int
+    amended_on: date
+    amendment: int
 
 
 class ExpertVisitClaimed(Event):

@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 
 CITIES_FILE = Path(__file__).with_name("cities.csv")
+# Illustrative allowance rates (the values travel's first release seeded; not reference data):
+# the demo loads them through travel's API, as finance staff load the real ones.
+ALLOWANCE_RATES_FILE = Path(__file__).resolve().parents[2] / "services" / "travel" / "data" / "allowance_rates.csv"
 URLS = {"membership": "http://127.0.0.1:8001", "events": "http://127.0.0.1:8002",
         "travel": "http://127.0.0.1:8003", "finance": "http://127.0.0.1:8004"}
 
@@ -78,6 +81,15 @@ class Demo:
 
     # --- the year -----------------------------------------------------------------------
 
+    async def load_allowance_rates(self) -> None:
+        rows = list(csv.DictReader(ALLOWANCE_RATES_FILE.open(encoding="utf-8")))
+
+        async def one(row: dict) -> None:
+            body = {"eur_per_night": row["eur_per_night"], "valid_from": row["valid_from"]}
+            check(await self.call("PUT", "travel", f"/allowance-rates/{row['country']}", json=body), f"the {row['country']} allowance rate")
+
+        await self.gather("allowance rates loaded", [one(r) for r in rows])
+
     async def set_budget(self) -> None:
         lines = {"administration": "600000.00", "delegate_travel": "125000.00", "expert_visits": "60000.00",
                  "index_analysis": "80000.00", "events": "150000.00"}
@@ -127,6 +139,20 @@ class Demo:
 
     async def _schedule(self, event: dict) -> dict:
         return check(await self.call("POST", "events", "/workshops", json=event), f"scheduling {event['title']}").json()
+
+    async def known_to_events(self, cities: list[dict]) -> None:
+        """Wait (with a deadline) until events has consumed every member's CityJoined: until then it
+        knows a city as an applicant, and refuses its delegates."""
+
+        async def one(city: dict) -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if (await self.call("GET", "events", f"/member-cities/{city['id']}")).json().get("member"):
+                    return
+                await asyncio.sleep(0.2)
+            raise SystemExit(f"\nevents has not learnt within 30s that {city['name']} joined: is the broker up? see .local/logs/events.log")
+
+        await self.gather("events learns the members", [one(c) for c in cities if c["status"] == "member"])
 
     async def register(self, cities: list[dict], events: list[dict]) -> list[tuple[dict, dict, dict]]:
         members = [c for c in cities if c["status"] == "member"]
@@ -231,9 +257,11 @@ class Demo:
         await self.gather("claims paid, spending booked", jobs)
 
     async def run(self) -> None:
+        await self.load_allowance_rates()
         await self.set_budget()
         cities = await self.apply_and_join()
         events = await self.schedule_events(cities)
+        await self.known_to_events(cities)
         registrations = await self.register(cities, events)
         claims = await self.claim(registrations)
         await self.expert_visits(cities)

@@ -147,8 +147,8 @@ def alembic_config(service_migrations: Path) -> Config:
     return config
 
 
-async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path) -> None:
-    """Bring the machinery tables and the service's own tables to the newest revision."""
+async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path, target: str = "heads") -> None:
+    """Bring the machinery tables and the service's own tables to the newest revision (or `target`)."""
     if engine.dialect.name == "postgresql":
         async with engine.begin() as connection:
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
@@ -156,7 +156,7 @@ async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path) ->
 
     def upgrade(sync_connection: Any) -> None:
         config.attributes["connection"] = sync_connection
-        command.upgrade(config, "heads")
+        command.upgrade(config, target)
 
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
@@ -246,7 +246,12 @@ class Keyed(Generic[T]):
             found = {getattr(row, self.key.name): row for row in await self.session.scalars(select(self.model).where(self.key.in_(wanted)))}
             self._loaded.update({key: found.get(key) for key in wanted})
 
-    async def get(self, key: Any) -> T | None:
+    async def get(self, key: Any, *, for_update: bool = False) -> T | None:
+        """`for_update` reads the row afresh and locks it until the commit (PostgreSQL; SQLite
+        serialises writers anyway): decisions that count or change it go one at a time."""
+        if for_update:
+            query = select(self.model).where(self.key == key).with_for_update().execution_options(populate_existing=True)
+            self._loaded[key] = await self.session.scalar(query)
         if key not in self._loaded:
             await self.preload({key})
         row = self._loaded[key]

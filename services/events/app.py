@@ -4,7 +4,7 @@ from pathlib import Path
 
 from services.common.auth import KeySource
 from services.common.runtime import build_service
-from services.events.api import install_error_handlers, routers
+from services.events.api import routers
 from services.events.db import EventsUnitOfWork
 from services.events.handlers import HANDLERS
 from services.events.settings import EventsSettings
@@ -17,7 +17,7 @@ def build_app(settings: EventsSettings | None = None, *, keys: KeySource | None 
         description=(
             "Organisers schedule, reschedule and cancel thematic workshops, study visits and high-level meetings; "
             "member cities' delegates register, with a waiting list and a funded quota per city. Events learns "
-            "which cities are members from `CityJoined`/`CityLeft` and publishes its own facts on "
+            "which cities are applicants and members from `CityApplied`, `CityJoined`, `JoinDateCorrected` and `CityLeft` and publishes its own facts on "
             "`icc.events.workshops`, keyed by event id."
         ),
         uow_class=EventsUnitOfWork,
@@ -25,5 +25,4 @@ def build_app(settings: EventsSettings | None = None, *, keys: KeySource | None 
         routers=routers,
         handlers=HANDLERS,
         keys=keys,
-        configure=install_error_handlers,
     )

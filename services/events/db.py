@@ -6,22 +6,15 @@ from uuid import UUID
 from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Uuid, select, text
 from sqlalchemy.orm import registry, relationship, selectinload
 
-from contracts.events import CityJoined, CityLeft, Event
+from contracts.events import Event
 from services.common.db import Keyed, UnitOfWork, UtcDateTime
+from services.common.members import city_facts_table, city_ids
 from services.common.refusals import NotFound
 from services.events.domain import MemberCity, Registration, Workshop
 
 mapper = registry()
 
-member_cities = Table(
-    "member_cities",
-    mapper.metadata,
-    Column("city_id", Uuid, primary_key=True),
-    Column("name", String(200)),
-    Column("european", Boolean),
-    Column("joined_on", Date),
-    Column("left_on", Date),
-)
+member_cities = city_facts_table("member_cities", mapper.metadata)
 workshops = Table(
     "workshops",
     mapper.metadata,
@@ -128,4 +121,4 @@ class EventsUnitOfWork(UnitOfWork):
         return self
 
     async def prefetch(self, events: list[Event]) -> None:
-        await self.member_cities.preload({e.city_id for e in events if isinstance(e, CityJoined | CityLeft)})
+        await self.member_cities.preload(city_ids(events))

@@ -18,13 +18,10 @@ from contracts.events import (
     WorkshopRescheduled,
     WorkshopScheduled,
 )
-from services.common.refusals import Conflict, NotFound, NotYetKnown
+from contracts.members import CityFacts
+from services.common.refusals import Conflict, Invalid, NotFound, NotYetKnown
 
 DEFAULT_FUNDED_QUOTA = 1  # [rule] funded delegates per city and event
-
-
-class NotAMember(Exception):
-    """The city is known not to be a member (it left): a final refusal, not worth retrying."""
 
 
 class WorkshopStatus(StrEnum):
@@ -38,28 +35,10 @@ class RegistrationStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-@dataclass(eq=False)
-class MemberCity:
-    """What events knows of a city, learnt from membership's events (never by calling membership).
-    A city known only from `CityLeft` has no name or join date."""
-
-    city_id: UUID
-    name: str | None
-    european: bool | None
-    joined_on: date | None
-    left_on: date | None = None
-
-    @property
-    def is_member(self) -> bool:
-        return self.joined_on is not None and self.left_on is None
-
-    def joined(self, name: str, european: bool, joined_on: date) -> None:
-        if self.left_on is not None and joined_on <= self.left_on:
-            return  # a join older than the departure we already know of changes nothing
-        self.name, self.european, self.joined_on, self.left_on = name, european, joined_on, None
-
-    def left(self, effective_on: date) -> None:
-        self.left_on = effective_on
+class MemberCity(CityFacts):
+    """What events knows of a city, learnt from membership's events (never by calling membership):
+    an applicant, a member from `joined_on` up to and including `left_on`. A city known only from
+    `CityLeft` has no name or join date."""
 
 
 @dataclass(eq=False)
@@ -121,6 +100,10 @@ class Workshop:
     def seats_left(self) -> int:
         return max(self.capacity - len(self.seated), 0)
 
+    def registration_open(self, today: date) -> bool:
+        """[rule] From scheduling until the event's last day, inclusive, unless it was cancelled."""
+        return self.status == WorkshopStatus.SCHEDULED and today <= self.ends_on
+
     def registration(self, registration_id: UUID) -> Registration:
         for registration in self.registrations:
             if registration.id == registration_id:
@@ -140,18 +123,11 @@ class Workshop:
         in order of finality: the event's own state, then the city, then the delegate."""
         self._refuse_unless_open(today)
         if today > self.ends_on:
-            raise Conflict(f"registration for {self.title!r} closed after its last day, {self.ends_on}")
-        if city is None:
-            raise NotYetKnown(
-                f"events has not (yet) learnt that city {city_id} joined the network; if it has just joined, "
-                "retry in a few seconds, otherwise check the city's id and status in membership"
-            )
-        if not city.is_member:
-            raise NotAMember(f"{city.name or f'city {city_id}'} is not a member of the network (it withdrew, effective "
-                             f"{city.left_on}); only member cities' delegates may register")
+            raise Conflict(f"registration for {self.title!r} closed after its last day, {self.ends_on}", code="registration_closed")
+        self._refuse_unless_member(city_id, city, today)
         email = normalise_email(delegate_email)
         if any(r.active and r.delegate_email == email for r in self.registrations):
-            raise Conflict(f"{email} is already registered for {self.title!r}")
+            raise Conflict(f"{email} is already registered for {self.title!r}", code="already_registered")
         self.last_sequence += 1
         # Seats go first come, first served: a newcomer never overtakes someone already waiting.
         seated = len(self.seated) < self.capacity and not self.waiting_list
@@ -187,10 +163,11 @@ class Workshop:
         quota passes to its next seated delegate."""
         registration = self.registration(registration_id)
         if not registration.active:
-            raise Conflict(f"registration {registration_id} was already cancelled on {registration.cancelled_at:%Y-%m-%d}")
+            raise Conflict(f"registration {registration_id} was already cancelled on {registration.cancelled_at:%Y-%m-%d}",
+                           code="already_cancelled")
         self._refuse_unless_open(today)
         if today > self.ends_on:
-            raise Conflict(f"{self.title!r} ended on {self.ends_on}; its registrations are history")
+            raise Conflict(f"{self.title!r} ended on {self.ends_on}; its registrations are history", code="event_over")
         registration.status, registration.cancelled_at = RegistrationStatus.CANCELLED, now
         registration.funded = False
         events: list[Event] = [
@@ -204,17 +181,21 @@ class Workshop:
 
     def reschedule(self, starts_on: date, ends_on: date, capacity: int | None, today: date) -> list[Event]:
         """New dates, and optionally a new capacity: never below the seats already taken; a larger
-        one seats the waiting list, first come, first served."""
+        one seats the waiting list, first come, first served. Never into the past."""
         self._refuse_unless_open(today)
         if self.ends_on < today:
-            raise Conflict(f"{self.title!r} already took place (it ended on {self.ends_on})")
-        if ends_on < starts_on:
-            raise ValueError(f"the event cannot end ({ends_on}) before it starts ({starts_on})")
+            raise Conflict(f"{self.title!r} already took place (it ended on {self.ends_on})", code="event_over")
+        _refuse_unless_in_order(starts_on, ends_on)
+        if ends_on < today:
+            raise Invalid(f"an event cannot be moved into the past (ends_on {ends_on} is before today, {today})",
+                          code="in_the_past", field="ends_on")
         if capacity is not None:
+            _refuse_unless_seats(capacity)
             if capacity < len(self.seated):
                 raise Conflict(
                     f"{len(self.seated)} delegates hold seats at {self.title!r}; the capacity cannot go below that "
-                    "(cancel registrations first)"
+                    "(cancel registrations first)",
+                    code="capacity_below_seats_taken",
                 )
         events: list[Event] = []
         if (starts_on, ends_on) != (self.starts_on, self.ends_on):
@@ -233,7 +214,8 @@ class Workshop:
         single `WorkshopCancelled` voids them all for every consumer."""
         self._refuse_unless_open(today)
         if self.ends_on < today:
-            raise Conflict(f"{self.title!r} already took place (it ended on {self.ends_on}); it cannot be cancelled")
+            raise Conflict(f"{self.title!r} already took place (it ended on {self.ends_on}); it cannot be cancelled",
+                           code="event_over")
         self.status, self.cancelled_on = WorkshopStatus.CANCELLED, today
         return WorkshopCancelled(workshop_id=self.id)
 
@@ -241,7 +223,21 @@ class Workshop:
 
     def _refuse_unless_open(self, today: date) -> None:
         if self.status == WorkshopStatus.CANCELLED:
-            raise Conflict(f"{self.title!r} was cancelled on {self.cancelled_on}")
+            raise Conflict(f"{self.title!r} was cancelled on {self.cancelled_on}", code="event_cancelled")
+
+    def _refuse_unless_member(self, city_id: UUID, city: MemberCity | None, today: date) -> None:
+        """[rule] Only a member city's delegates register: a member today, and on the event's first
+        day (a city that withdraws before the event, or joined after it began, is not)."""
+        if city is None:
+            raise NotYetKnown(
+                f"events has not (yet) learnt of city {city_id}; if it has just joined, retry in a few seconds, "
+                "otherwise check the city's id and status in membership"
+            )
+        why = city.not_a_member_on(today, f"today, {today}") or city.not_a_member_on(
+            self.starts_on, f"the event's first day, {self.starts_on}"
+        )
+        if why:
+            raise Conflict(f"{why}; only member cities' delegates may register", code="not_a_member")
 
     def _fill_seats(self) -> list[Registration]:
         promoted = []
@@ -306,10 +302,20 @@ def schedule(
     capacity: int,
     funded_quota_per_city: int = DEFAULT_FUNDED_QUOTA,
 ) -> Workshop:
-    if ends_on < starts_on:
-        raise ValueError(f"the event ends ({ends_on}) before it starts ({starts_on})")
-    if capacity < 1:
-        raise ValueError("an event needs at least one seat")
+    """A new event. It may lie in the past (to record it); registration is then closed."""
+    _refuse_unless_in_order(starts_on, ends_on)
+    _refuse_unless_seats(capacity)
     if funded_quota_per_city < 0:
-        raise ValueError("the funded quota per city cannot be negative")
+        raise Invalid("the funded quota per city cannot be negative", code="negative_quota", field="funded_quota_per_city")
     return Workshop(uuid4(), title, kind, host_city, host_country, starts_on, ends_on, capacity, funded_quota_per_city)
+
+
+def _refuse_unless_in_order(starts_on: date, ends_on: date) -> None:
+    if ends_on < starts_on:
+        raise Invalid(f"the event cannot end ({ends_on}) before it starts ({starts_on})", code="ends_before_start",
+                      field="ends_on")
+
+
+def _refuse_unless_seats(capacity: int) -> None:
+    if capacity < 1:
+        raise Invalid("an event needs at least one seat", code="no_seats", field="capacity")

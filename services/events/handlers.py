@@ -5,7 +5,7 @@ from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 
-from contracts.events import CityJoined, CityLeft
+from services.common.members import membership_handlers
 from services.common.refusals import Conflict
 from services.events import domain
 from services.events.db import EventsUnitOfWork
@@ -56,7 +56,7 @@ async def register_delegate(
     try:
         await uow.commit()
     except IntegrityError:  # the unique index caught a double registration the lock did not see
-        raise Conflict(already) from None
+        raise Conflict(already, code="already_registered") from None
     return workshop, registration
 
 
@@ -73,22 +73,4 @@ async def cancel_registration(
 
 # --- facts learnt from membership (batch consumer: no commit here) ---------------------------
 
-
-async def on_city_joined(event: CityJoined, uow: EventsUnitOfWork) -> None:
-    city = await uow.member_cities.get(event.city_id)
-    if city is None:
-        uow.member_cities.add(MemberCity(event.city_id, event.name, event.european, event.joined_on))
-    else:
-        city.joined(event.name, event.european, event.joined_on)
-
-
-async def on_city_left(event: CityLeft, uow: EventsUnitOfWork) -> None:
-    city = await uow.member_cities.get(event.city_id)
-    if city is None:
-        # Known only as a city that left: its delegates are refused, not told to retry.
-        uow.member_cities.add(MemberCity(event.city_id, None, None, None, left_on=event.effective_on))
-    else:
-        city.left(event.effective_on)
-
-
-HANDLERS = {CityJoined: on_city_joined, CityLeft: on_city_left}
+HANDLERS = membership_handlers(MemberCity, lambda uow: uow.member_cities)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from services.common.auth import KeySource
 from services.common.runtime import build_service
-from services.travel.api import install_travel_errors, router
+from services.travel.api import router
 from services.travel.db import TravelUnitOfWork
 from services.travel.handlers import HANDLERS
 from services.travel.settings import TravelSettings
@@ -20,5 +20,4 @@ def build_app(settings: TravelSettings | None = None, *, keys: KeySource | None 
         routers=[router],
         handlers=HANDLERS,
         keys=keys,
-        configure=install_travel_errors,
     )

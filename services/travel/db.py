@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Index,
     Integer,
     String,
     Table,
@@ -22,8 +23,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import foreign, registry, relationship
 
 from contracts.events import (
-    CityJoined,
-    CityLeft,
     DelegateRegistered,
     Event,
     RegistrationCancelled,
@@ -38,13 +37,16 @@ from contracts.events import (
     WorkshopScheduled,
 )
 from services.common.db import Cents, Keyed, ScaledDecimal, UnitOfWork, UtcDateTime
+from services.common.members import city_facts_table, city_ids
 from services.common.refusals import NotFound
 from services.travel.domain import (
     AllowanceRate,
     ClaimLine,
+    ClaimStatus,
     Decision,
     ExchangeRate,
     ExpertVisit,
+    Funding,
     KnownCity,
     KnownEvent,
     Registration,
@@ -66,16 +68,7 @@ class Micros(ScaledDecimal):
         return None if rate is None else plain(rate)  # 11450000 -> 11.45
 
 
-known_cities = Table(
-    "known_cities",
-    mapper.metadata,
-    Column("city_id", Uuid, primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("european", Boolean, nullable=False),
-    Column("joined_on", Date, nullable=False),
-    Column("left_on", Date),
-    Column("country", String(2)),
-)
+known_cities = city_facts_table("known_cities", mapper.metadata)
 known_events = Table(
     "known_events",
     mapper.metadata,
@@ -116,14 +109,14 @@ travel_claims = Table(
     "travel_claims",
     mapper.metadata,
     Column("id", Uuid, primary_key=True),
-    # One claim per registration, i.e. per delegate and event, even under concurrent submissions.
-    Column("registration_id", Uuid, nullable=False, unique=True),
+    Column("registration_id", Uuid, nullable=False),
     Column("workshop_id", Uuid, nullable=False, index=True),
     Column("city_id", Uuid, nullable=False, index=True),
     Column("delegate_name", String(200), nullable=False),
     Column("delegate_email", String(320), nullable=False, index=True),
     Column("european", Boolean, nullable=False),
     Column("funded", Boolean, nullable=False),
+    Column("funding", String(60), nullable=False),
     Column("submitted_on", Date, nullable=False),
     Column("event_year", Integer, nullable=False),
     Column("nights", Integer, nullable=False),
@@ -131,6 +124,15 @@ travel_claims = Table(
     Column("coe_funded", Cents, nullable=False),
     Column("city_borne", Cents, nullable=False),
     Column("status", String(20), nullable=False, index=True),
+    Column("claim_version", Integer, nullable=False),
+    Column("supersedes", Uuid),
+    Column("amended_on", Date),
+    Column("amendments", Integer, nullable=False),
+    # One claim per registration (delegate and event) and version, even under concurrent submissions;
+    # a rejected claim is resubmitted once, even by two requests at once.
+    UniqueConstraint("registration_id", "claim_version", name="uq_travel_claim_version"),
+    UniqueConstraint("supersedes", name="uq_travel_claims_supersedes"),
+    Index("ix_travel_claims_quota", "workshop_id", "city_id", "funding"),
 )
 expert_visits = Table(
     "expert_visits",
@@ -248,13 +250,34 @@ class Claims(Keyed[TravelClaim]):
     def __init__(self, session) -> None:
         super().__init__(session, TravelClaim, travel_claims.c.id)
 
-    async def get_one(self, claim_id: UUID) -> TravelClaim:
-        if (claim := await self.get(claim_id)) is None:
+    async def get_one(self, claim_id: UUID, *, for_update: bool = False) -> TravelClaim:
+        if (claim := await self.get(claim_id, for_update=for_update)) is None:
             raise NotFound(f"no claim with id {claim_id}")
         return claim
 
-    async def for_registration(self, registration_id: UUID) -> TravelClaim | None:
-        return await self.session.scalar(select(TravelClaim).where(travel_claims.c.registration_id == registration_id))
+    async def latest_for(self, registration_id: UUID) -> TravelClaim | None:
+        """The registration's claim, its latest version if it was resubmitted."""
+        query = (select(TravelClaim).where(travel_claims.c.registration_id == registration_id)
+                 .order_by(travel_claims.c.claim_version.desc()).limit(1))
+        return await self.session.scalar(query)
+
+    async def superseding(self, claim_id: UUID) -> TravelClaim | None:
+        return await self.session.scalar(select(TravelClaim).where(travel_claims.c.supersedes == claim_id))
+
+    async def using_funded_quota(self, workshop_id: UUID, city_id: UUID) -> int:
+        """The city's live CoE-funded claims for the event (see TravelClaim.uses_funded_quota)."""
+        query = select(func.count()).select_from(travel_claims).where(
+            travel_claims.c.workshop_id == workshop_id,
+            travel_claims.c.city_id == city_id,
+            travel_claims.c.funding == Funding.COE,
+            travel_claims.c.status != ClaimStatus.REJECTED,
+        )
+        return await self.session.scalar(query)
+
+    async def drop_lines(self, lines: list[ClaimLine]) -> None:
+        """Delete the lines an amendment replaced (the amendment event keeps what changed)."""
+        for line in lines:
+            await self.session.delete(line)
 
     async def find(
         self, *, delegate_email: str | None, workshop_id: UUID | None, city_id: UUID | None, status: str | None, limit: int, offset: int
@@ -319,7 +342,7 @@ class TravelUnitOfWork(UnitOfWork):
         return self
 
     async def prefetch(self, events: list[Event]) -> None:
-        await self.cities.preload({e.city_id for e in events if isinstance(e, CityJoined | CityLeft)})
+        await self.cities.preload(city_ids(events))
         await self.workshops.preload(
             {e.workshop_id for e in events if isinstance(e, WorkshopScheduled | WorkshopRescheduled | WorkshopCancelled)}
         )

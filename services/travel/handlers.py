@@ -8,8 +8,6 @@ from uuid import UUID
 from sqlalchemy.exc import IntegrityError
 
 from contracts.events import (
-    CityJoined,
-    CityLeft,
     DelegateRegistered,
     RegistrationCancelled,
     RegistrationFundingChanged,
@@ -24,6 +22,7 @@ from contracts.events import (
 )
 from contracts.money import EUR
 from services.common.db import utcnow
+from services.common.members import membership_handlers
 from services.common.refusals import Conflict, NotFound, NotYetKnown
 from services.travel import domain
 from services.travel.db import TravelUnitOfWork
@@ -36,7 +35,9 @@ from services.travel.domain import (
     ExpertVisit,
     KnownCity,
     KnownEvent,
+    Rates,
     Registration,
+    Stay,
     TravelClaim,
 )
 
@@ -51,43 +52,68 @@ async def _exchange_rates(uow: TravelUnitOfWork, expenses: list[Expense]) -> dic
     return {(currency, on): await uow.exchange_rates.in_force(currency, on) for currency, on in sorted(wanted)}
 
 
-async def submit_claim(
-    uow: TravelUnitOfWork,
-    registration_id: UUID,
-    nights: int,
-    travel_days_without_night: int,
-    expenses: list[Expense],
-    today: date,
-) -> TravelClaim:
+async def _rates(uow: TravelUnitOfWork, event: KnownEvent, stay: Stay) -> Rates:
+    allowance = await uow.allowance_rates.in_force(event.host_country, event.starts_on)
+    return Rates(allowance, await _exchange_rates(uow, stay.expenses))
+
+
+async def _claimant(uow: TravelUnitOfWork, registration_id: UUID) -> tuple[Registration, KnownCity, KnownEvent]:
+    """The registration, its city and its event, the event locked: the city's funded places for it
+    are counted one claim at a time (PostgreSQL row lock; SQLite serialises writers anyway)."""
     registration = await uow.registrations.get(registration_id)
     if registration is None:
         # Most likely events' DelegateRegistered has not reached travel yet: worth a retry.
         raise NotYetKnown(f"registration {registration_id} is not known to travel (yet); if it was just made, retry shortly")
-    event = await uow.workshops.get(registration.workshop_id)
-    city = await uow.cities.get(registration.city_id)
+    event = await uow.workshops.get(registration.workshop_id, for_update=True)
     if event is None:
         raise NotYetKnown(f"the event {registration.workshop_id} of registration {registration_id} is not known to travel yet")
-    if city is None:
+    city = await uow.cities.get(registration.city_id)
+    if city is None or city.applicant:
+        # Events registered its delegate as a member's: travel has yet to consume that CityJoined.
         raise NotYetKnown(f"travel has not yet learnt that city {registration.city_id} joined the network; retry shortly")
-    if existing := await uow.claims.for_registration(registration_id):
-        raise Conflict(f"registration {registration_id} already has claim {existing.id}: one claim per delegate and event")
-    claim = domain.submit_claim(
-        registration,
-        city,
-        event,
-        nights=nights,
-        travel_days_without_night=travel_days_without_night,
-        expenses=expenses,
-        allowance_rate=await uow.allowance_rates.in_force(event.host_country, event.starts_on),
-        exchange_rates=await _exchange_rates(uow, expenses),
-        today=today,
-    )
+    return registration, city, event
+
+
+async def _record(uow: TravelUnitOfWork, claim: TravelClaim, duplicate: str) -> TravelClaim:
     uow.claims.add(claim)
     uow.emit(claim.claimed_event())
     try:
         await uow.commit()
-    except IntegrityError as err:  # the same registration claimed twice at once: the unique key decides
-        raise Conflict(f"registration {registration_id} already has a claim: one claim per delegate and event") from err
+    except IntegrityError as err:  # the same registration claimed twice at once: a unique key decides
+        raise Conflict(duplicate, code="already_claimed") from err
+    return claim
+
+
+async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date) -> TravelClaim:
+    registration, city, event = await _claimant(uow, registration_id)
+    domain.check_no_claim_yet(await uow.claims.latest_for(registration_id))
+    claim = domain.submit_claim(
+        registration, city, event, stay, await _rates(uow, event, stay),
+        coe_funded_claims=await uow.claims.using_funded_quota(event.workshop_id, city.city_id), today=today,
+    )
+    return await _record(uow, claim, f"registration {registration_id} already has a claim: one claim per delegate and event")
+
+
+async def resubmit_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date) -> TravelClaim:
+    rejected = await uow.claims.get_one(claim_id)
+    registration, city, event = await _claimant(uow, rejected.registration_id)
+    domain.check_resubmittable(rejected, await uow.claims.superseding(claim_id))
+    claim = domain.submit_claim(
+        registration, city, event, stay, await _rates(uow, event, stay),
+        coe_funded_claims=await uow.claims.using_funded_quota(event.workshop_id, city.city_id), today=today, rejected=rejected,
+    )
+    return await _record(uow, claim, f"claim {claim_id} was already resubmitted")
+
+
+async def amend_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date) -> TravelClaim:
+    # Locked, so that finance's decision arriving meanwhile is applied after the amendment, not lost.
+    claim = await uow.claims.get_one(claim_id, for_update=True)
+    event, city = await uow.workshops.get(claim.workshop_id), await uow.cities.get(claim.city_id)
+    replaced = list(claim.lines)
+    amended = claim.amend(city, event, stay, await _rates(uow, event, stay), today)
+    await uow.claims.drop_lines(replaced)
+    uow.emit(amended)
+    await uow.commit()
     return claim
 
 
@@ -102,10 +128,10 @@ async def claim_expert_visit(
 ) -> ExpertVisit:
     city = await uow.cities.get(city_id)
     if city is None:
-        # Travel knows members from CityJoined: an expert visit is to a city that joined the network.
-        raise NotYetKnown(f"city {city_id} is not known to travel as a member (yet); if it just joined, retry shortly")
+        # Travel knows cities from membership's facts: one it never heard of may have just applied or joined.
+        raise NotYetKnown(f"city {city_id} is not known to travel (yet); if it just joined, retry shortly")
     if existing := await uow.expert_visits.on(city_id, visit_date):
-        raise Conflict(f"the expert visit to {city.name} on {visit_date} is already claimed as {existing.id}")
+        raise Conflict(f"the expert visit to {city.name} on {visit_date} is already claimed as {existing.id}", code="already_claimed")
     allowance_rate = None
     if nights:
         if city.country is None:
@@ -126,7 +152,7 @@ async def claim_expert_visit(
     try:
         await uow.commit()
     except IntegrityError as err:
-        raise Conflict(f"the expert visit to {city.name} on {visit_date} is already claimed") from err
+        raise Conflict(f"the expert visit to {city.name} on {visit_date} is already claimed", code="already_claimed") from err
     return visit
 
 
@@ -137,24 +163,10 @@ async def set_allowance_rate(uow: TravelUnitOfWork, country: str, valid_from: da
 
 
 async def set_exchange_rate(uow: TravelUnitOfWork, currency: str, quoted_on: date, units_per_eur: Decimal) -> ExchangeRate:
+    domain.refuse_rate_for_eur(currency)
     rate = await uow.exchange_rates.put(currency, quoted_on, units_per_eur)
     await uow.commit()
     return rate
-
-
-# --- what travel learns from membership ---------------------------------------------------
-
-
-async def on_city_joined(event: CityJoined, uow: TravelUnitOfWork) -> None:
-    if city := await uow.cities.get(event.city_id):
-        city.joined_on, city.left_on, city.european, city.country = event.joined_on, None, event.european, event.country
-    else:
-        uow.cities.add(KnownCity(event.city_id, event.name, event.european, event.joined_on, country=event.country))
-
-
-async def on_city_left(event: CityLeft, uow: TravelUnitOfWork) -> None:
-    if city := await uow.cities.get(event.city_id):
-        city.left_on = event.effective_on
 
 
 # --- what travel learns from events -------------------------------------------------------
@@ -210,7 +222,8 @@ async def on_registration_promoted(event: RegistrationPromoted, uow: TravelUnitO
 
 
 async def on_registration_funding_changed(event: RegistrationFundingChanged, uow: TravelUnitOfWork) -> None:
-    # A claim already submitted keeps the funding it was decided with; only later claims see the change.
+    # A claim already submitted keeps the funding it was decided with; only later claims see the
+    # change, and they still count the city's claims already funded (see domain.funding_of).
     if registration := await uow.registrations.get(event.registration_id):
         registration.funded = event.funded
 
@@ -246,8 +259,7 @@ async def on_reimbursement_rejected(event: ReimbursementRejected, uow: TravelUni
 
 
 HANDLERS = {
-    CityJoined: on_city_joined,
-    CityLeft: on_city_left,
+    **membership_handlers(KnownCity, lambda uow: uow.cities),
     WorkshopScheduled: on_workshop_scheduled,
     WorkshopRescheduled: on_workshop_rescheduled,
     WorkshopCancelled: on_workshop_cancelled,

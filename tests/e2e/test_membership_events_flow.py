@@ -1,6 +1,6 @@
 """Membership and events over the real broker: a city joins in membership and its delegate can
-register in events; it withdraws and a new registration is refused. Events learns both facts only
-from `CityJoined` / `CityLeft` on Kafka."""
+register in events; it withdraws and a new registration for an event after its withdrawal is
+refused. Events learns these facts only from membership's events on Kafka."""
 
 import json
 from datetime import timedelta
@@ -27,9 +27,11 @@ async def test_a_city_joins_its_delegate_registers_it_withdraws_and_a_new_regist
                                                        "foreign_born_share": "0.22"})).json()
         await membership.post(f"/cities/{city['id']}/statement-of-intent", json={"signed_on": "2026-02-01"})
 
-        # The delegate is quicker than the news: no CityJoined exists yet, so events cannot know the city.
+        # The delegate is quicker than the news: no CityJoined exists yet. Events knows Ghent as an
+        # applicant (a final refusal) once CityApplied has arrived, and not at all before (retry).
         early = await register(events, workshop["id"], city["id"], "Pieter")
-        assert early.status_code == 409 and early.json()["retryable"] is True and early.headers["Retry-After"]
+        assert early.status_code == 409 and early.json()["code"] in ("not_yet_known", "not_a_member"), early.text
+        assert early.json()["retryable"] is (early.json()["code"] == "not_yet_known")
 
         joined = await membership.post(f"/cities/{city['id']}/financial-agreement", json={"signed_on": "2026-03-01"})
         assert joined.json()["status"] == "member"
@@ -40,21 +42,23 @@ async def test_a_city_joins_its_delegate_registers_it_withdraws_and_a_new_regist
             return answers[-1].status_code == 201
 
         await eventually(registered, what="events learning that Ghent joined, and the delegate registering")
-        # every answer before CityJoined was consumed said "retry", none was a silent accept or a refusal
-        assert all(a.status_code == 409 and a.json()["retryable"] for a in answers[:-1])
+        # every answer before CityJoined was consumed was "not yet known" or "an applicant", never a silent accept
+        assert all(a.status_code == 409 and a.json()["code"] in ("not_yet_known", "not_a_member") for a in answers[:-1])
         seat = answers[-1].json()
         assert (seat["status"], seat["funded"], seat["city_name"]) == ("registered", True, "Ghent")
 
+        # Ghent withdraws effective today: a member today, not on the event's first day.
         left = await membership.post(f"/cities/{city['id']}/withdrawal", json={"effective_on": str(today())})
-        assert left.json()["status"] == "left"
+        assert left.status_code == 200, left.text
 
         async def knows_it_left():
-            return (await events.get(f"/member-cities/{city['id']}")).json()["member"] is False
+            return (await events.get(f"/member-cities/{city['id']}")).json()["left_on"] == str(today())
 
-        await eventually(knows_it_left, what="events learning that Ghent left")
+        await eventually(knows_it_left, what="events learning that Ghent withdraws")
         refused = await register(events, workshop["id"], city["id"], "Marie")
-        assert refused.status_code == 403 and refused.json()["retryable"] is False
-        assert "Ghent is not a member" in refused.json()["detail"]
+        assert refused.status_code == 409 and (refused.json()["code"], refused.json()["retryable"]) == ("not_a_member", False)
+        assert f"Ghent withdrew from the network effective {today()}, so it is not a member on the event's first day" in \
+            refused.json()["detail"]
         listed = (await events.get(f"/workshops/{workshop['id']}/registrations")).json()
         assert [r["delegate_name"] for r in listed] == ["Pieter"]  # the earlier registration stays
 

@@ -13,7 +13,9 @@ from sqlalchemy import event, func, select
 
 from contracts.envelope import to_headers, to_value, wrap
 from contracts.events import (
+    CityApplied,
     CityJoined,
+    CityLeft,
     DelegateRegistered,
     Event,
     RegistrationCancelled,
@@ -22,6 +24,8 @@ from contracts.events import (
     ReimbursementHeld,
     ReimbursementPaid,
     ReimbursementRejected,
+    JoinDateCorrected,
+    RegistrationFundingChanged,
     WorkshopCancelled,
     WorkshopRescheduled,
     WorkshopScheduled,
@@ -56,9 +60,9 @@ class World:
         assert outcome.dead_lettered == [], outcome.dead_lettered
         return outcome
 
-    async def city(self, name="Ghent", country="BE", european=True) -> UUID:
+    async def city(self, name="Ghent", country="BE", european=True, joined_on=date(2024, 5, 1)) -> UUID:
         city_id = uuid4()
-        await self.learn(CityJoined(city_id=city_id, name=name, country=country, european=european, joined_on=date(2024, 5, 1)))
+        await self.learn(CityJoined(city_id=city_id, name=name, country=country, european=european, joined_on=joined_on))
         return city_id
 
     async def workshop(self, starts_on: date | None = None, days: int = 2, country: str = "PT") -> UUID:
@@ -94,13 +98,16 @@ class World:
         async with self.runtime.sessions() as session:
             return await session.scalar(select(func.count()).select_from(TravelClaim))
 
+    async def published(self) -> list[tuple[str, dict]]:
+        return [(dict(row.headers)["ce_type"], json.loads(row.value)) for row in await self.outbox()]
+
 
 @pytest.fixture
 async def travel(databases):
     app = build_app(TravelSettings(**NO_BROKER, **databases("travel")))
     async with running(app) as client:
         world = World(client, app.state.runtime)
-        # Rates for the expense dates the tests use (the seeded tables cover 2025-2027 too).
+        # Rates for the expense dates the tests use: travel seeds none.
         assert (await client.put("/allowance-rates/PT", json={"eur_per_night": "155.00", "valid_from": "2025-01-01"})).status_code == 200
         on = (today() - timedelta(days=10)).isoformat()
         assert (await client.put("/exchange-rates/NOK", json={"units_per_eur": "11.4500", "on": on})).status_code == 200
@@ -122,6 +129,12 @@ def claim_body(registration_id, *, receipt="SAS-7781", spent_on=None, currency="
 
 def line_amounts(claim: dict) -> list[tuple]:
     return [(line["kind"], line["eur_amount"], line["coe_funded"], line["city_borne"]) for line in claim["lines"]]
+
+
+def field_of(response) -> str:
+    """The field a 422 names: a refusal's `field`, or the last part of FastAPI's first error location."""
+    body = response.json()
+    return body["field"] if isinstance(body["detail"], str) else body["detail"][0]["loc"][-1]
 
 
 # --- the funding rule, end to end through the API -----------------------------------------------
@@ -199,11 +212,24 @@ async def test_a_claim_for_a_registration_travel_has_not_learnt_is_a_retryable_4
     assert await travel.claims() == 0
 
 
-async def test_a_missing_exchange_rate_is_a_422_and_never_a_guess(travel) -> None:
+async def test_a_missing_exchange_rate_is_a_422_naming_the_line_and_never_a_guess(travel) -> None:
     response = await travel.client.post("/claims", json=claim_body(await travel.delegate(), currency="ISK", amount="30000.00"))
     assert response.status_code == 422
-    assert "no ISK exchange rate on or before" in response.json()["detail"]
+    body = response.json()
+    assert "line 1 (transport, 30000.00 ISK spent on" in body["detail"] and "no ISK exchange rate on or before" in body["detail"]
+    assert (body["code"], body["field"]) == ("rate_missing", "lines[0].currency")
     assert (await travel.claims(), await travel.outbox()) == (0, [])
+
+
+async def test_travel_seeds_no_rates_so_a_claim_without_them_is_refused_not_guessed(databases) -> None:
+    app = build_app(TravelSettings(**NO_BROKER, **databases("travel")))
+    async with running(app) as client:
+        assert (await client.get("/allowance-rates", params={"limit": 1000})).json() == []
+        assert (await client.get("/exchange-rates", params={"limit": 1000})).json() == []
+        world = World(client, app.state.runtime)
+        refused = await client.post("/claims", json=claim_body(await world.delegate(), currency="EUR", amount="100.00"))
+        assert refused.status_code == 422 and refused.json()["code"] == "allowance_rate_missing"
+        assert "PUT /allowance-rates/PT" in refused.json()["detail"]
 
 
 async def test_claims_close_60_days_after_the_event_ends_as_rescheduled(travel) -> None:
@@ -252,7 +278,12 @@ async def test_bad_input_gets_a_clear_422_naming_the_field_and_writes_nothing(tr
     cases = [
         ({"amount": 4580.5}, "amount"),  # a float has already lost the cents
         ({"amount": "-10.00"}, "amount"),
+        ({"amount": "0.00"}, "amount"),
         ({"amount": "10.001"}, "amount"),
+        ({"amount": "1E+30"}, "amount"),
+        ({"amount": "NaN"}, "amount"),
+        ({"amount": "Infinity"}, "amount"),
+        ({"amount": "99999999999999.99"}, "amount"),
         ({"currency": "XYZ"}, "currency"),
         ({"spent_on": tomorrow}, "spent_on"),
         ({"kind": "taxi_to_the_moon"}, "kind"),
@@ -263,8 +294,13 @@ async def test_bad_input_gets_a_clear_422_naming_the_field_and_writes_nothing(tr
         response = await travel.client.post("/claims", json=body)
         assert response.status_code == 422, (change, response.text)
         assert any(error["loc"][-1] == field for error in response.json()["detail"]), response.text
-    response = await travel.client.post("/claims", json={**claim_body(registration_id), "nights": -1})
-    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "nights"]
+    for change, field in [({"nights": -1}, "nights"), ({"nights": 10**20}, "nights"),
+                          ({"travel_days_without_night": 10**20}, "travel_days_without_night")]:
+        response = await travel.client.post("/claims", json={**claim_body(registration_id), **change})
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", field], response.text
+    for params in ({"limit": 10**20}, {"offset": 10**20}, {"limit": 0}, {"offset": -1}):
+        assert (await travel.client.get("/claims", params=params)).status_code == 422
+    assert (await travel.client.get("/claims", params={"unknown": "harmless"})).status_code == 200
     assert (await travel.claims(), await travel.outbox()) == (0, [])
 
 
@@ -370,9 +406,9 @@ async def test_an_expert_visit_to_a_non_european_city_is_recharged_and_published
 # --- the rate tables ----------------------------------------------------------------------
 
 
-async def test_rate_tables_are_seeded_and_managed_through_the_api(travel) -> None:
-    seeded = (await travel.client.get("/allowance-rates", params={"limit": 1000})).json()
-    assert len({rate["country"] for rate in seeded}) >= 50
+async def test_rate_tables_are_managed_through_the_api(travel) -> None:
+    assert (await travel.client.put("/allowance-rates/FR", json={"eur_per_night": "190.00", "valid_from": "2025-01-01"})).status_code == 200
+    assert (await travel.client.put("/exchange-rates/KRW", json={"units_per_eur": "1564.6800", "on": "2026-02-01"})).status_code == 200
     assert (await travel.client.get("/allowance-rates/FR", params={"on": "2026-06-01"})).json()["eur_per_night"] == "190.00"
     assert (await travel.client.get("/exchange-rates/KRW", params={"on": "2026-02-14"})).json() == {
         "currency": "KRW", "on": "2026-02-01", "units_per_eur": "1564.68",
@@ -393,12 +429,15 @@ async def test_rate_tables_are_seeded_and_managed_through_the_api(travel) -> Non
     for path, body, field in [
         ("/allowance-rates/ZZ", {"eur_per_night": "100.00", "valid_from": "2026-01-01"}, "country"),
         ("/allowance-rates/FR", {"eur_per_night": "0.00", "valid_from": "2026-01-01"}, "eur_per_night"),
+        ("/allowance-rates/FR", {"eur_per_night": "1E+30", "valid_from": "2026-01-01"}, "eur_per_night"),
         ("/exchange-rates/EUR", {"units_per_eur": "1", "on": "2026-01-01"}, "currency"),
         ("/exchange-rates/NOK", {"units_per_eur": 11.45, "on": "2026-01-01"}, "units_per_eur"),
         ("/exchange-rates/NOK", {"units_per_eur": "11.1234567", "on": "2026-01-01"}, "units_per_eur"),
+        ("/exchange-rates/NOK", {"units_per_eur": "NaN", "on": "2026-01-01"}, "units_per_eur"),
+        ("/exchange-rates/NOK", {"units_per_eur": "1E+30", "on": "2026-01-01"}, "units_per_eur"),
     ]:
         response = await travel.client.put(path, json=body)
-        assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == field, (path, body, response.text)
+        assert response.status_code == 422 and field_of(response) == field, (path, body, response.text)
 
 
 # --- concurrency and batches --------------------------------------------------------------
@@ -431,3 +470,174 @@ async def test_a_batch_of_facts_is_applied_in_a_few_queries_not_one_per_event(tr
         event.remove(engine, "before_cursor_execute", count)
     assert outcome.applied == 250
     assert len(statements) <= 12, statements
+
+
+# --- the funded quota, whatever is cancelled or promoted afterwards -------------------------------
+
+
+async def test_funding_passed_on_after_a_funded_delegate_claimed_never_funds_a_second_claim(travel) -> None:
+    """The quota is 1: Ana (funded) claims and then cancels; events passes the funding to Ben;
+    Ben's claim is self-funded, because Ana's CoE-funded claim still uses Ghent's funded place."""
+    city, workshop = await travel.city(), await travel.workshop()
+    ana = await travel.registration(workshop, city, funded=True, email="ana@ghent.be")
+    ben = await travel.registration(workshop, city, funded=False, email="ben@ghent.be")
+    first = (await travel.client.post("/claims", json=claim_body(ana))).json()
+    assert first["coe_funded"] == "1002.50"
+    await travel.learn(
+        RegistrationCancelled(registration_id=ana, workshop_id=workshop, city_id=city),
+        RegistrationFundingChanged(registration_id=ben, workshop_id=workshop, city_id=city, funded=True),
+    )
+    second = await travel.client.post("/claims", json=claim_body(ben))
+    assert second.status_code == 201, second.text
+    claim = second.json()
+    assert (claim["funded"], claim["coe_funded"], claim["city_borne"]) == (False, "0.00", "1002.50")
+    assert claim["funding"] == "funded_quota_used_self_funded"
+    assert "Ghent's funded quota for this event (1 delegate) is already used" in claim["lines"][0]["explanation"]
+
+    # Once finance rejects Ana's claim, the place is free again: Ben's resubmission would be funded.
+    await travel.learn(ReimbursementRejected(claim_id=UUID(first["id"]), reason="registration cancelled"))
+    carl = await travel.registration(workshop, city, funded=True, email="carl@ghent.be")
+    assert (await travel.client.post("/claims", json=claim_body(carl))).json()["funding"] == "european_member_coe_funded"
+
+
+async def test_simultaneous_claims_of_one_city_never_exceed_its_funded_quota(travel) -> None:
+    # Both registrations say funded (events' news of the second losing its funding has not arrived).
+    city, workshop = await travel.city(), await travel.workshop()
+    delegates = [await travel.registration(workshop, city, funded=True, email=f"d{n}@ghent.be") for n in range(4)]
+    answers = await asyncio.gather(*(travel.client.post("/claims", json=claim_body(r)) for r in delegates))
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert sorted(a.json()["coe_funded"] for a in answers) == ["0.00", "0.00", "0.00", "1002.50"]
+    published = [payload for kind, payload in await travel.published() if kind == "TravelClaimed"]
+    assert sum(payload["coe_funded"] != "0.00" for payload in published) == 1
+    assert sorted(a.json()["funding"] for a in answers) == ["european_member_coe_funded"] + ["funded_quota_used_self_funded"] * 3
+
+
+# --- who is a member, and European, on the date that matters ------------------------------------
+
+
+async def test_european_is_decided_on_the_event_s_first_day_not_frozen_at_joining(travel) -> None:
+    # Membership said European when this Russian city joined in 2021; Russia left the CoE on 2022-03-15.
+    city = await travel.city("Kazan", "RU", european=True, joined_on=date(2021, 6, 1))
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.registration(await travel.workshop(), city)))).json()
+    assert (claim["european"], claim["coe_funded"], claim["city_borne"]) == (False, "0.00", "1002.50")
+    assert claim["funding"] == "non_european_member_city_borne"
+    assert json.loads((await travel.outbox())[0].value)["european"] is False
+
+
+async def test_a_city_is_a_member_up_to_and_including_its_effective_date_and_claims_follow(travel) -> None:
+    workshop = await travel.workshop(starts_on=today() - timedelta(days=1))
+    stayed, left_before = await travel.city("Ghent"), await travel.city("Lublin", "PL")
+    await travel.learn(
+        CityLeft(city_id=stayed, effective_on=today() - timedelta(days=1)),  # its last day: the event's first
+        CityLeft(city_id=left_before, effective_on=today() - timedelta(days=2)),
+    )
+    accepted = await travel.client.post("/claims", json=claim_body(await travel.registration(workshop, stayed)))
+    assert accepted.status_code == 201, accepted.text
+    refused = await travel.client.post("/claims", json=claim_body(await travel.registration(workshop, left_before, email="x@lublin.pl")))
+    assert refused.status_code == 409 and (refused.json()["code"], refused.json()["retryable"]) == ("not_a_member", False)
+    assert "Lublin withdrew from the network effective" in refused.json()["detail"]
+
+
+async def test_a_corrected_join_date_is_what_travel_checks_claims_against(travel) -> None:
+    city, workshop = await travel.city(joined_on=date(2024, 5, 1)), await travel.workshop(starts_on=today() - timedelta(days=3))
+    registration_id = await travel.registration(workshop, city)
+    # The secretariat corrects the financial agreement's date: the city joined only yesterday.
+    await travel.learn(JoinDateCorrected(city_id=city, joined_on=today() - timedelta(days=1), previous_joined_on=date(2024, 5, 1),
+                                         european=True, reason="agreement signed later than typed"))
+    refused = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert refused.status_code == 409 and refused.json()["code"] == "not_a_member"
+    assert "so it was not yet a member on the event's first day" in refused.json()["detail"]
+
+
+async def test_an_applicant_s_expert_visit_gets_a_final_refusal_naming_it_an_applicant(travel) -> None:
+    city_id = uuid4()
+    await travel.learn(CityApplied(city_id=city_id, name="Lublin", country="PL", population=339_000, european=True,
+                                   small_city=False, applied_on=today() - timedelta(days=30)))
+    body = {"city_id": str(city_id), "visit_date": (today() - timedelta(days=2)).isoformat()}
+    refused = await travel.client.post("/expert-visits", json=body)
+    assert refused.status_code == 409 and (refused.json()["code"], refused.json()["retryable"]) == ("not_a_member", False)
+    assert "Lublin is an applicant" in refused.json()["detail"] and "Retry-After" not in refused.headers
+    too_small = await travel.client.post("/expert-visits", json={**body, "travellers": 1})
+    assert too_small.status_code == 422 and field_of(too_small) == "travellers"
+    for huge in ({"travellers": 10**20}, {"nights": 10**20}):
+        assert (await travel.client.post("/expert-visits", json={**body, **huge})).status_code == 422
+    assert await travel.outbox() == []
+
+
+async def test_a_claim_of_a_city_travel_knows_only_as_an_applicant_is_retryable(travel) -> None:
+    """Events registered its delegate as a member's, so travel has only not yet consumed CityJoined."""
+    city_id, workshop = uuid4(), await travel.workshop()
+    await travel.learn(CityApplied(city_id=city_id, name="Lublin", country="PL", population=339_000, european=True,
+                                   small_city=False, applied_on=date(2024, 1, 5)))
+    registration_id = await travel.registration(workshop, city_id)
+    early = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert early.status_code == 409 and early.json()["retryable"] is True
+    await travel.learn(CityJoined(city_id=city_id, name="Lublin", country="PL", european=True, joined_on=date(2024, 5, 1)))
+    assert (await travel.client.post("/claims", json=claim_body(registration_id))).status_code == 201
+
+
+# --- the allowance: each calendar day earns one allowance at most ---------------------------------
+
+
+async def test_nights_and_travel_days_are_capped_at_the_event_s_days_plus_two(travel) -> None:
+    # A 2-day event: 3 nights + 2 travel days is 5 calendar days; 3 nights + 1 travel day count.
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate(), nights=3, travel_days=2))).json()
+    allowance = claim["lines"][-1]
+    assert allowance["eur_amount"] == "542.50"  # 3 x 155.00 + 77.50, not 620.00
+    assert "2 travel days without a night claimed, capped at 1: each calendar day earns one allowance at most" in allowance["explanation"]
+    day_trip = (await travel.client.post("/claims", json=claim_body(await travel.delegate(email="b@ghent.be"), nights=0, travel_days=2))).json()
+    assert day_trip["lines"][-1]["eur_amount"] == "77.50"  # one day, not two half days
+
+
+# --- corrections: amendments until finance decides, new versions after a rejection ---------------
+
+
+async def test_a_claim_is_amended_until_finance_decides_and_finance_is_told(travel) -> None:
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate(), receipt=None))).json()
+    assert (claim["coe_funded"], claim["blocked"]) == ("602.50", "400.00")
+    await travel.learn(ReimbursementHeld(claim_id=UUID(claim["id"]), amount="602.50", budget_line="delegate_travel",
+                                         year=claim["event_year"], reason="headroom 100.00"))
+    body = claim_body(claim["registration_id"])  # the receipt found
+    del body["registration_id"]
+    amended = await travel.client.post(f"/claims/{claim['id']}/amendment", json=body)
+    assert amended.status_code == 200, amended.text
+    assert (amended.json()["id"], amended.json()["status"], amended.json()["coe_funded"], amended.json()["amendments"]) == (
+        claim["id"], "submitted", "1002.50", 1,
+    )
+    assert (await travel.client.get(f"/claims/{claim['id']}")).json() == amended.json()
+    kind, payload = (await travel.published())[-1]
+    assert kind == "TravelClaimAmended"
+    assert {k: payload[k] for k in ("claim_id", "coe_funded", "previous_coe_funded", "budget_line", "event_year", "amendment")} == {
+        "claim_id": claim["id"], "coe_funded": "1002.50", "previous_coe_funded": "602.50", "budget_line": "delegate_travel",
+        "event_year": claim["event_year"], "amendment": 1,
+    }
+
+    await travel.learn(ReimbursementApproved(claim_id=UUID(claim["id"]), amount="1002.50", budget_line="delegate_travel",
+                                             year=claim["event_year"]))
+    refused = await travel.client.post(f"/claims/{claim['id']}/amendment", json=body)
+    assert refused.status_code == 409 and refused.json()["code"] == "claim_decided" and refused.json()["retryable"] is False
+    assert "ask the finance unit to reject it" in refused.json()["detail"]
+    assert [kind for kind, _ in await travel.published()] == ["TravelClaimed", "TravelClaimAmended"]
+
+
+async def test_a_rejected_claim_is_resubmitted_as_a_new_version_and_the_old_one_is_kept(travel) -> None:
+    registration_id = await travel.delegate()
+    first = (await travel.client.post("/claims", json=claim_body(registration_id, receipt=None))).json()
+    await travel.learn(ReimbursementRejected(claim_id=UUID(first["id"]), reason="no proof of payment"))
+    again = await travel.client.post("/claims", json=claim_body(registration_id))
+    assert again.status_code == 409 and again.json()["code"] == "claim_rejected"
+    assert f"POST /claims/{first['id']}/resubmission" in again.json()["detail"]
+
+    body = claim_body(registration_id)
+    del body["registration_id"]
+    answers = await asyncio.gather(*(travel.client.post(f"/claims/{first['id']}/resubmission", json=body) for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    [second] = [a.json() for a in answers if a.status_code == 201]
+    assert (second["supersedes"], second["claim_version"], second["status"], second["coe_funded"]) == (first["id"], 2, "submitted", "1002.50")
+    assert (await travel.client.get(f"/claims/{first['id']}")).json()["status"] == "rejected"  # kept, as it was
+    mine = (await travel.client.get("/claims", params={"delegate_email": "ana@ghent.be"})).json()
+    assert {(c["id"], c["claim_version"]) for c in mine} == {(first["id"], 1), (second["id"], 2)}
+    kind, payload = (await travel.published())[-1]
+    assert (kind, payload["claim_id"], payload["supersedes"], payload["claim_version"]) == ("TravelClaimed", second["id"], first["id"], 2)
+    not_rejected = await travel.client.post(f"/claims/{second['id']}/resubmission", json=body)
+    assert not_rejected.status_code == 409 and not_rejected.json()["code"] == "not_rejected"

@@ -13,8 +13,8 @@ from contracts.events import (
     WorkshopCancelled,
     WorkshopRescheduled,
 )
-from services.common.errors import Conflict, NotFound, NotYetKnown
-from services.events.domain import MemberCity, NotAMember, schedule
+from services.common.refusals import Conflict, Invalid, NotFound, NotYetKnown
+from services.events.domain import MemberCity, schedule
 
 TODAY = date(2027, 1, 15)
 NOW = datetime(2027, 1, 15, 10, tzinfo=UTC)
@@ -24,8 +24,8 @@ def event(capacity: int = 2, quota: int = 1, starts_on: date = date(2027, 3, 10)
     return schedule("Anti-rumour strategies", "thematic_workshop", "Lisbon", "PT", starts_on, ends_on, capacity, quota)
 
 
-def member(name: str = "Oslo") -> MemberCity:
-    return MemberCity(uuid4(), name, True, date(2026, 3, 15))
+def member(name: str = "Oslo", joined_on: date = date(2026, 3, 15)) -> MemberCity:
+    return MemberCity(uuid4(), name, european=True, country="NO", joined_on=joined_on)
 
 
 def register(workshop, city: MemberCity, who: str, today: date = TODAY):
@@ -33,9 +33,17 @@ def register(workshop, city: MemberCity, who: str, today: date = TODAY):
 
 
 def test_an_event_cannot_end_before_it_starts() -> None:
-    with pytest.raises(ValueError, match="ends .2027-03-09. before it starts .2027-03-10."):
+    with pytest.raises(Invalid, match="end .2027-03-09. before it starts .2027-03-10.") as refused:
         event(starts_on=date(2027, 3, 10), ends_on=date(2027, 3, 9))
+    assert (refused.value.code, refused.value.field) == ("ends_before_start", "ends_on")
     assert event(starts_on=date(2027, 3, 10), ends_on=date(2027, 3, 10)).capacity == 2  # a one-day event
+
+
+@pytest.mark.parametrize(("capacity", "quota", "field"), [(0, 1, "capacity"), (5, -1, "funded_quota_per_city")])
+def test_an_event_needs_a_seat_and_a_quota_of_zero_or_more(capacity: int, quota: int, field: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        event(capacity=capacity, quota=quota)
+    assert refused.value.field == field
 
 
 def test_delegates_take_seats_then_go_on_the_waiting_list() -> None:
@@ -128,24 +136,58 @@ def test_a_city_events_has_not_heard_of_gets_a_retryable_answer() -> None:
 def test_a_city_that_left_is_refused_for_good() -> None:
     workshop, oslo = event(), member()
     oslo.left(date(2027, 1, 1))
-    with pytest.raises(NotAMember, match="Oslo is not a member of the network .it withdrew, effective 2027-01-01."):
+    with pytest.raises(Conflict, match="Oslo withdrew from the network effective 2027-01-01, so it is not a member on today") as refused:
         register(workshop, oslo, "Ingrid")
-    known_only_as_left = MemberCity(uuid4(), None, None, None, left_on=date(2027, 1, 1))
-    with pytest.raises(NotAMember):
+    assert refused.value.code == "not_a_member"
+    known_only_as_left = MemberCity(uuid4(), left_on=date(2027, 1, 1))
+    with pytest.raises(Conflict, match="withdrew") as refused:
         register(workshop, known_only_as_left, "Sven")
+    assert refused.value.code == "not_a_member"
     assert workshop.registrations == []
 
 
+def test_an_applicant_city_gets_a_final_refusal_that_says_applicant() -> None:
+    workshop, applicant = event(), MemberCity(uuid4(), "Ghent", european=True, country="BE", applied_on=date(2026, 11, 2))
+    with pytest.raises(Conflict, match="Ghent is an applicant, not a member of the network") as refused:
+        register(workshop, applicant, "Pieter")
+    assert refused.value.code == "not_a_member" and not isinstance(refused.value, NotYetKnown)
+    assert workshop.registrations == [] and workshop.last_sequence == 0
+
+
+def test_a_city_withdrawing_later_is_a_member_up_to_and_including_its_effective_date() -> None:
+    # The event runs 2027-03-10 to 2027-03-11; the withdrawal is known on 2027-01-15, effective later.
+    until_first_day, until_before = member("Oslo"), member("Ghent")
+    until_first_day.left(date(2027, 3, 10))
+    until_before.left(date(2027, 3, 9))
+    assert register(event(), until_first_day, "Ingrid")[0].status == "registered"
+    with pytest.raises(Conflict, match="effective 2027-03-09, so it is not a member on the event's first day, 2027-03-10"):
+        register(event(), until_before, "Pieter")
+    assert until_first_day.member_on(date(2027, 3, 10)) and not until_first_day.member_on(date(2027, 3, 11))
+
+
+def test_a_city_that_joined_after_the_event_began_was_not_a_member_on_its_first_day() -> None:
+    under_way = event(starts_on=date(2027, 1, 10), ends_on=date(2027, 1, 20))
+    with pytest.raises(Conflict, match="joined the network on 2027-01-12, so it was not yet a member on the event's first day"):
+        register(under_way, member(joined_on=date(2027, 1, 12)), "Late joiner")
+
+
+def test_a_corrected_join_date_moves_membership() -> None:
+    oslo = member(joined_on=date(2027, 1, 1))
+    oslo.join_date_corrected(date(2026, 12, 1), european=True)
+    assert oslo.member_on(date(2026, 12, 1)) and not oslo.member_on(date(2026, 11, 30))
+
+
 def test_a_join_older_than_a_known_departure_changes_nothing_but_a_later_one_readmits() -> None:
-    city = MemberCity(uuid4(), None, None, None, left_on=date(2027, 1, 1))
-    city.joined("Oslo", True, date(2026, 3, 15))
-    assert not city.is_member
-    city.joined("Oslo", True, date(2027, 6, 1))
-    assert city.is_member and city.left_on is None
+    city = MemberCity(uuid4(), left_on=date(2027, 1, 1))
+    city.joined("Oslo", "NO", True, date(2026, 3, 15))
+    assert not city.member_on(date(2026, 6, 1))
+    city.joined("Oslo", "NO", True, date(2027, 6, 1))
+    assert city.member_on(date(2027, 6, 1)) and city.left_on is None
 
 
 def test_registration_is_open_until_the_event_s_last_day() -> None:
     workshop = event(starts_on=date(2027, 3, 10), ends_on=date(2027, 3, 11))
+    assert workshop.registration_open(date(2027, 3, 11)) and not workshop.registration_open(date(2027, 3, 12))
     assert register(workshop, member(), "On the last day", today=date(2027, 3, 11))[0].status == "registered"
     with pytest.raises(Conflict, match="closed after its last day, 2027-03-11"):
         register(workshop, member(), "Too late", today=date(2027, 3, 12))
@@ -180,6 +222,17 @@ def test_cancelling_twice_or_an_unknown_registration_is_refused() -> None:
         workshop.cancel_registration(registration.id, TODAY, NOW)
     with pytest.raises(NotFound):
         workshop.cancel_registration(uuid4(), TODAY, NOW)
+
+
+def test_an_event_is_never_moved_into_the_past_nor_to_end_before_it_starts() -> None:
+    workshop = event()
+    with pytest.raises(Invalid, match="cannot be moved into the past") as refused:
+        workshop.reschedule(date(2027, 1, 10), date(2027, 1, 14), None, TODAY)
+    assert (refused.value.code, refused.value.field) == ("in_the_past", "ends_on")
+    with pytest.raises(Invalid, match="before it starts"):
+        workshop.reschedule(date(2027, 4, 15), date(2027, 4, 14), None, TODAY)
+    assert workshop.starts_on == date(2027, 3, 10)
+    assert workshop.reschedule(date(2027, 1, 10), TODAY, None, TODAY)  # ending today is not the past
 
 
 def test_rescheduling_moves_the_dates_and_keeps_the_registrations() -> None:

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from services.common.errors import Conflict
+from services.common.refusals import Conflict, Invalid
 from services.travel.domain import (
     AllowanceRate,
     ClaimStatus,
@@ -15,9 +15,11 @@ from services.travel.domain import (
     Expense,
     KnownCity,
     KnownEvent,
-    RateMissing,
+    Rates,
     Registration,
+    Stay,
     claim_expert_visit,
+    check_resubmittable,
     daily_allowance,
     submit_claim,
     to_eur,
@@ -29,8 +31,8 @@ DURING = date(2026, 3, 11)
 # before that mapping would not be usable after it.
 
 
-def ghent() -> KnownCity:
-    return KnownCity(uuid4(), "Ghent", european=True, joined_on=date(2024, 5, 1), country="BE")
+def ghent(**changes) -> KnownCity:
+    return KnownCity(uuid4(), "Ghent", **{"european": True, "joined_on": date(2024, 5, 1), "country": "BE", **changes})
 
 
 def montreal() -> KnownCity:
@@ -65,16 +67,17 @@ def claim(
     rates: dict | None = None,
     today: date = DURING,
     registered: Registration | None = None,
+    coe_funded_claims: int = 0,
 ):
+    expenses = [train(), Expense("visa", D("60.00"), "EUR", date(2026, 2, 1))] if expenses is None else expenses
+    exchange = {("NOK", date(2026, 3, 2)): nok_march()} if rates is None else rates
     return submit_claim(
         registered or registration(funded=funded),
         city or ghent(),
         event or lisbon(),
-        nights=nights,
-        travel_days_without_night=travel_days,
-        expenses=[train(), Expense("visa", D("60.00"), "EUR", date(2026, 2, 1))] if expenses is None else expenses,
-        allowance_rate=AllowanceRate("PT", date(2025, 1, 1), D("155.00")),
-        exchange_rates={("NOK", date(2026, 3, 2)): nok_march()} if rates is None else rates,
+        Stay(nights, travel_days, expenses),
+        Rates(AllowanceRate("PT", date(2025, 1, 1), D("155.00")), exchange),
+        coe_funded_claims=coe_funded_claims,
         today=today,
     )
 
@@ -126,6 +129,86 @@ def test_a_non_european_city_bears_its_delegates_costs_even_within_quota() -> No
     assert claim(montreal(), funded=True).coe_funded == claim(montreal(), funded=False).coe_funded == D("0.00")
 
 
+def test_a_funded_delegate_is_self_funded_when_the_city_s_quota_is_already_used_by_claims() -> None:
+    # Events passed the funding on after a funded colleague cancelled, but the colleague had already claimed.
+    decided = claim(funded=True, coe_funded_claims=1)
+    assert (decided.funded, decided.funding, decided.coe_funded, decided.city_borne) == (
+        False, "funded_quota_used_self_funded", D("0.00"), D("1002.50"),
+    )
+    assert {line.rule for line in decided.lines} == {"funded_quota_used_self_funded"}
+    assert ("self-funded (city-borne) because Ghent's funded quota for this event (1 delegate) is already used by its other "
+            "delegates' CoE-funded claims") in decided.lines[0].explanation
+    assert claim(funded=True, coe_funded_claims=0).funding == "european_member_coe_funded"
+
+
+def test_european_is_decided_on_the_event_s_first_day_not_at_joining() -> None:
+    # A Russian city joined in 2021 as European; Russia left the Council of Europe on 2022-03-15.
+    moscow_district = ghent(country="RU", european=True, joined_on=date(2021, 6, 1))
+    decided = claim(moscow_district)
+    assert (decided.european, decided.funding, decided.coe_funded) == (False, "non_european_member_city_borne", D("0.00"))
+    before = KnownEvent(uuid4(), "Earlier", "PT", date(2022, 3, 14), date(2022, 3, 15), 1)
+    earlier = claim(moscow_district, event=before, expenses=[], rates={}, today=date(2022, 3, 20))
+    assert (earlier.european, earlier.funding) == (True, "european_member_coe_funded")
+
+
+@pytest.mark.parametrize(("left_on", "accepted"), [(date(2026, 3, 10), True), (date(2026, 3, 9), False)])
+def test_a_claim_needs_the_city_to_be_a_member_on_the_event_s_first_day(left_on: date, accepted: bool) -> None:
+    city = ghent()
+    city.left(left_on)
+    if accepted:
+        assert claim(city).coe_funded == D("1002.50")
+    else:
+        with pytest.raises(Conflict, match="effective 2026-03-09, so it is not a member on the event's first day, 2026-03-10") as refused:
+            claim(city)
+        assert refused.value.code == "not_a_member"
+
+
+# --- corrections: amendments and new versions -----------------------------------------------
+
+
+def test_a_submitted_or_held_claim_is_amended_under_the_funding_it_was_decided_with() -> None:
+    decided = claim(expenses=[train(receipt=None)])  # the receipt forgotten: 400.00 blocked
+    assert decided.coe_funded == D("542.50")
+    decided.record(Decision("held", datetime(2026, 3, 12, tzinfo=UTC), D("542.50"), "headroom 100.00"))
+    amended = decided.amend(ghent(), lisbon(), Stay(3, 1, [train()]), Rates(AllowanceRate("PT", date(2025, 1, 1), D("155.00")),
+                            {("NOK", date(2026, 3, 2)): nok_march()}), date(2026, 3, 20))
+    assert (decided.status, decided.coe_funded, decided.amendments, decided.amended_on) == ("submitted", D("942.50"), 1, date(2026, 3, 20))
+    assert [line.kind for line in decided.lines] == ["transport", "daily_allowance"] and decided.lines[0].eligible == D("400.00")
+    assert (amended.claim_id, amended.coe_funded, amended.previous_coe_funded, amended.amendment, amended.budget_line) == (
+        decided.id, D("942.50"), D("542.50"), 1, "delegate_travel",
+    )
+    assert [d.status for d in decided.decisions] == ["held"]  # finance's decisions stay on record
+
+
+@pytest.mark.parametrize(("status", "says"), [
+    ("approved", "ask the finance unit to reject it, then resubmit"),
+    ("paid", "nothing about it can change"),
+    ("rejected", "resubmit it as a new version"),
+])
+def test_a_claim_finance_has_decided_is_not_amended(status: str, says: str) -> None:
+    decided = claim()
+    decided.record(Decision(status, datetime(2026, 3, 12, tzinfo=UTC)))
+    with pytest.raises(Conflict, match=says) as refused:
+        decided.amend(ghent(), lisbon(), Stay(1, 0, []), Rates(AllowanceRate("PT", date(2025, 1, 1), D("155.00")), {}), DURING)
+    assert refused.value.code == "claim_decided" and decided.coe_funded == D("1002.50")
+
+
+def test_a_rejected_claim_is_resubmitted_once_as_a_new_version_that_names_it() -> None:
+    rejected = claim()
+    rejected.record(Decision("rejected", datetime(2026, 3, 12, tzinfo=UTC), reason="no boarding pass"))
+    check_resubmittable(rejected, None)
+    stay, rates = Stay(2, 0, []), Rates(AllowanceRate("PT", date(2025, 1, 1), D("155.00")), {})
+    again = submit_claim(registration(), ghent(), lisbon(), stay, rates, coe_funded_claims=0, today=DURING, rejected=rejected)
+    assert (again.id != rejected.id, again.supersedes, again.claim_version, again.coe_funded) == (True, rejected.id, 2, D("310.00"))
+    published = again.claimed_event()
+    assert (published.supersedes, published.claim_version) == (rejected.id, 2)
+    with pytest.raises(Conflict, match=f"already resubmitted as claim {again.id}"):
+        check_resubmittable(rejected, again)
+    with pytest.raises(Conflict, match="not rejected: only a rejected claim is resubmitted; until finance decides it, amend it") as refused:
+        check_resubmittable(again, None)
+    assert refused.value.code == "not_rejected"
+
+
 # --- transport and proof of payment ---------------------------------------------------------
 
 
@@ -173,9 +256,31 @@ def test_a_day_trip_earns_half_a_day_only() -> None:
 
 
 def test_more_than_two_travel_days_without_a_night_are_capped() -> None:
-    allowance = daily_allowance(nights=0, travel_days_without_night=4, event_days=2, rate=D("100.00"))
-    assert allowance.amount == D("100.00") and allowance.travel_days == 2
-    assert "4 travel days without a night claimed, capped at 2" in allowance.caps[0]
+    allowance = daily_allowance(nights=1, travel_days_without_night=4, event_days=2, rate=D("100.00"))
+    assert allowance.amount == D("200.00") and allowance.travel_days == 2
+    assert "4 travel days without a night claimed, capped at 2: going and coming back" in allowance.caps[0]
+
+
+def test_a_trip_with_no_night_earns_one_travel_day_at_most() -> None:
+    # 0 nights + 2 travel days at 100.00 was 100.00: two half days for what is a single calendar day
+    allowance = daily_allowance(nights=0, travel_days_without_night=2, event_days=2, rate=D("100.00"))
+    assert (allowance.amount, allowance.travel_days) == (D("50.00"), 1)
+    assert allowance.caps == ("2 travel days without a night claimed, capped at 1: a trip with no night is a single day",)
+
+
+def test_nights_and_travel_days_together_never_exceed_event_days_plus_two() -> None:
+    # A 2-day event: 3 nights + 2 travel days would be 5 calendar days; 4 at most: 3 nights + 1 travel day
+    allowance = daily_allowance(nights=3, travel_days_without_night=2, event_days=2, rate=D("155.00"))
+    assert (allowance.nights, allowance.travel_days, allowance.amount) == (3, 1, D("542.50"))
+    assert allowance.caps == (
+        "2 travel days without a night claimed, capped at 1: each calendar day earns one allowance at most, "
+        "and 3 nights + 1 travel day make the event's 2 days + 2",
+    )
+    # 5 nights claimed are capped first, to 3; then the travel days
+    capped = daily_allowance(nights=5, travel_days_without_night=2, event_days=2, rate=D("155.00"))
+    assert (capped.nights, capped.travel_days, len(capped.caps)) == (3, 1, 2)
+    # within the rule nothing is capped: 2 nights + 2 travel days on a 2-day event
+    assert daily_allowance(nights=2, travel_days_without_night=2, event_days=2, rate=D("155.00")).caps == ()
 
 
 def test_the_cap_follows_a_rescheduled_events_current_dates() -> None:
@@ -183,11 +288,9 @@ def test_the_cap_follows_a_rescheduled_events_current_dates() -> None:
 
 
 def test_a_missing_allowance_rate_is_refused() -> None:
-    with pytest.raises(RateMissing, match="no daily allowance rate for PT"):
-        submit_claim(
-            registration(), ghent(), lisbon(), nights=1, travel_days_without_night=0, expenses=[],
-            allowance_rate=None, exchange_rates={}, today=DURING,
-        )
+    with pytest.raises(Invalid, match="no daily allowance rate for PT") as refused:
+        submit_claim(registration(), ghent(), lisbon(), Stay(1, 0, []), Rates(None, {}), coe_funded_claims=0, today=DURING)
+    assert refused.value.code == "allowance_rate_missing"
 
 
 # --- currencies -----------------------------------------------------------------------------
@@ -213,14 +316,16 @@ def test_the_latest_rate_on_or_before_the_expense_date_is_kept_on_the_line() -> 
     assert (line.units_per_eur, line.rate_on, line.spent_on, line.eur_amount) == (D("11.45"), date(2026, 3, 1), date(2026, 3, 28), D("400.00"))
 
 
-def test_a_missing_exchange_rate_is_refused_never_guessed() -> None:
-    with pytest.raises(RateMissing, match="no NOK exchange rate on or before 2026-03-02"):
-        claim(rates={("NOK", date(2026, 3, 2)): None})
+def test_a_missing_exchange_rate_is_refused_never_guessed_and_the_line_is_named() -> None:
+    visa_in_nok = Expense("visa", D("700.00"), "NOK", date(2026, 3, 2))
+    with pytest.raises(Invalid, match=r"line 2 \(visa fees, 700.00 NOK spent on 2026-03-02\): no NOK exchange rate on or before") as refused:
+        claim(expenses=[Expense("visa", D("60.00"), "EUR", date(2026, 2, 1)), visa_in_nok], rates={("NOK", date(2026, 3, 2)): None})
+    assert (refused.value.code, refused.value.field) == ("rate_missing", "lines[1].currency")
 
 
 def test_a_stale_exchange_rate_counts_as_missing() -> None:
     january = ExchangeRate("NOK", date(2026, 1, 1), D("11.30"))
-    with pytest.raises(RateMissing, match="from 2026-01-01, more than 31 days earlier"):
+    with pytest.raises(Invalid, match="from 2026-01-01, more than 31 days earlier"):
         claim(rates={("NOK", date(2026, 3, 2)): january})
 
 
@@ -287,6 +392,22 @@ def test_an_expert_visit_to_a_non_european_city_is_recharged_to_it() -> None:
 def test_an_expert_visit_to_a_european_city_is_coe_funded() -> None:
     visited = visit(ghent(), nights=0)
     assert (visited.coe_funded, visited.recharged, len(visited.lines)) == (D("612.40"), D("0.00"), 2)
+
+
+def test_an_expert_visit_is_european_or_not_on_its_visit_date() -> None:
+    # Russia was a Council of Europe member until 2022-03-15: a visit in April 2026 is recharged.
+    assert visit(ghent(country="RU", european=True, joined_on=date(2021, 6, 1))).european is False
+
+
+def test_an_expert_visit_needs_a_team_and_a_member_city() -> None:
+    with pytest.raises(Invalid, match="at least 2 travellers") as refused:
+        claim_expert_visit(ghent(), visit_date=date(2026, 4, 14), nights=0, travellers=1, expenses=[], allowance_rate=None,
+                           exchange_rates={}, today=date(2026, 4, 20))
+    assert refused.value.field == "travellers"
+    applicant = KnownCity(uuid4(), "Lublin", european=True, country="PL", applied_on=date(2026, 1, 5))
+    with pytest.raises(Conflict, match="Lublin is an applicant") as refused:
+        visit(applicant)
+    assert refused.value.code == "not_a_member"
 
 
 # --- following finance ----------------------------------------------------------------------

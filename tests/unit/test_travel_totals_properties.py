@@ -13,8 +13,11 @@ from services.travel.domain import (
     Expense,
     KnownCity,
     KnownEvent,
+    Rates,
     Registration,
+    Stay,
     claim_expert_visit,
+    daily_allowance,
     submit_claim,
     to_eur,
 )
@@ -68,20 +71,19 @@ def assert_lines_add_up(decided, city_share: str) -> None:
 def test_claim_totals_always_equal_the_sum_of_the_lines_and_never_go_negative(
     european: bool, funded: bool, claimed: list[Expense], nights: int, travel_days: int, per_night: Decimal
 ) -> None:
-    city = KnownCity(uuid4(), "Somewhere", european, date(2024, 1, 1))
+    city = KnownCity(uuid4(), "Somewhere", country="NO" if european else "CA", joined_on=date(2024, 1, 1))
     event = KnownEvent(uuid4(), "Study visit", "NO", date(2026, 6, 1), date(2026, 6, 3), 1)
     registration = Registration(uuid4(), event.workshop_id, city.city_id, "D", "d@x.org", "registered", funded)
     decided = submit_claim(
-        registration, city, event, nights=nights, travel_days_without_night=travel_days, expenses=claimed,
-        allowance_rate=AllowanceRate("NO", date(2025, 1, 1), per_night), exchange_rates=rates_for(claimed),
-        today=date(2026, 6, 10),
+        registration, city, event, Stay(nights, travel_days, claimed),
+        Rates(AllowanceRate("NO", date(2025, 1, 1), per_night), rates_for(claimed)), coe_funded_claims=0, today=date(2026, 6, 10),
     )
     assert_lines_add_up(decided, "city_borne")
     assert len(decided.lines) == len(claimed) + 1
     # whoever pays, pays all that is eligible: the CoE for a funded European delegate, the city otherwise
     assert (decided.city_borne if european and funded else decided.coe_funded) == ZERO
-    # the allowance never exceeds event days + 1 nights and two half days
-    assert decided.lines[-1].eur_amount <= per_night * (EVENT_DAYS + 2) + Decimal("0.01")
+    # the allowance never exceeds event days + 1 nights and one half day (each calendar day one allowance)
+    assert decided.lines[-1].eur_amount <= per_night * (EVENT_DAYS + 1) + per_night / 2 + Decimal("0.01")
     event = decided.claimed_event()
     assert (event.coe_funded, event.city_borne) == (decided.coe_funded, decided.city_borne)
 
@@ -91,7 +93,7 @@ def test_claim_totals_always_equal_the_sum_of_the_lines_and_never_go_negative(
 def test_expert_visit_totals_always_equal_the_sum_of_the_lines_and_never_go_negative(
     european: bool, claimed: list[Expense], nights: int, per_night: Decimal
 ) -> None:
-    city = KnownCity(uuid4(), "Somewhere", european, date(2024, 1, 1), country="NO")
+    city = KnownCity(uuid4(), "Somewhere", country="NO" if european else "CA", joined_on=date(2024, 1, 1))
     visited = claim_expert_visit(
         city, visit_date=date(2026, 6, 2), nights=nights, travellers=2, expenses=claimed,
         allowance_rate=AllowanceRate("NO", date(2025, 1, 1), per_night), exchange_rates=rates_for(claimed),
@@ -105,3 +107,13 @@ def test_expert_visit_totals_always_equal_the_sum_of_the_lines_and_never_go_nega
 def test_a_conversion_is_within_half_a_cent_of_the_exact_quotient(amount: Decimal, units: Decimal) -> None:
     eur = to_eur(amount, ExchangeRate("XXX", date(2026, 1, 1), units))
     assert eur >= ZERO and abs(eur - amount / units) <= Decimal("0.005")
+
+
+@given(nights=st.integers(0, 60), travel_days=st.integers(0, 10), event_days=st.integers(1, 15), per_night=nightly)
+def test_each_calendar_day_of_a_trip_earns_one_allowance_at_most(nights: int, travel_days: int, event_days: int, per_night: Decimal) -> None:
+    allowance = daily_allowance(nights, travel_days, event_days, per_night)
+    assert allowance.nights <= min(nights, event_days + 1) and allowance.travel_days <= min(travel_days, 2)
+    assert allowance.nights + allowance.travel_days <= event_days + 2
+    assert allowance.nights > 0 or allowance.travel_days <= 1  # a trip with no night is a single day
+    assert allowance.amount == per_night * allowance.nights + (per_night / 2).quantize(Decimal("0.01"), "ROUND_HALF_UP") * allowance.travel_days
+    assert bool(allowance.caps) == ((allowance.nights, allowance.travel_days) != (nights, travel_days))
