@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: up test setup kafka kafka-stop keycloak keycloak-stop postgres chromium bench demo asyncapi clean
+.PHONY: up test setup kafka kafka-stop cluster cluster-stop keycloak keycloak-stop postgres chromium bench demo asyncapi clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ kafka: setup
 
 kafka-stop: setup
 	@$(PY) -m deploy.kafka stop
+
+# Three Kafka nodes (127.0.0.1:9192-9194, data in .local/cluster); `python -m deploy.cluster --help`.
+cluster: setup
+	@$(PY) -m deploy.cluster start
+
+cluster-stop: setup
+	@$(PY) -m deploy.cluster stop
 
 # The identity provider (Keycloak on 127.0.0.1:8180, realm icc), unless KEYCLOAK_URL names one.
 keycloak: setup
