@@ -25,10 +25,14 @@ import asyncio
 import json
 import os
 import secrets
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contracts.topics import SERVICES
+from deploy.jvm import say, send_signal
 from deploy.kafka.local import LIBS_DIR, LOCAL_DIR, KafkaError, LocalKafka, _run_coro, random_cluster_id
 from deploy.kafka.principals import ADMIN, LOCAL_PASSWORDS
 
@@ -42,6 +46,7 @@ NODES = 3
 REPLICAS = 3  # every node holds every partition; min.insync.replicas is 2 (LocalKafka)
 DEFAULT_PORT = 9192  # clients: 9192-9194
 DEFAULT_CONTROLLER_PORT = 9292  # controllers: 9292-9294
+QUORUM_LOST_GRACE = 5.0  # seconds a node may go on shutting down once most nodes are gone
 
 
 class LocalCluster:
@@ -102,9 +107,11 @@ class LocalCluster:
         )
 
     def env(self, user: str = ADMIN) -> dict[str, str]:
-        """The environment of a process (a service, the tests) on this cluster as ``user``: the
-        login, and the replication factor the services create their topics with."""
-        return {**self.connection(user).env(), "KAFKA_REPLICATION_FACTOR": str(REPLICAS)}
+        """The environment of a process on this cluster as ``user``: the login, the replication
+        factor the services create their topics with, and each service's password the way `make up`
+        and the tests take them on a cluster of the environment (<SERVICE>_KAFKA_SASL_PASSWORD)."""
+        passwords = {f"{service.upper()}_KAFKA_SASL_PASSWORD": LOCAL_PASSWORDS[service] for service in SERVICES}
+        return {**self.connection(user).env(), "KAFKA_REPLICATION_FACTOR": str(REPLICAS), **passwords}
 
     def node(self, node_id: int) -> LocalKafka:
         if node_id not in self.node_ids:
@@ -172,7 +179,7 @@ class LocalCluster:
         return all(node.is_ready() for node in self.nodes)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop every node (clean shutdown, all at once: none waits for another's turn)."""
+        """Stop every node: a clean shutdown, all at once (see _stop_nodes)."""
         self._stop_nodes(self.nodes, timeout)
 
     def stop_node(self, node_id: int, timeout: float = 30.0) -> None:
@@ -193,8 +200,28 @@ class LocalCluster:
         for node in self.nodes:
             node.controller_secret = secret
 
-    @staticmethod
-    def _stop_nodes(nodes: list[LocalKafka], timeout: float) -> None:
-        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-            for result in [pool.submit(node.stop, timeout) for node in nodes]:
-                result.result()
+    def _stop_nodes(self, nodes: list[LocalKafka], timeout: float) -> None:
+        """SIGTERM to all of them at once: each broker hands over its partitions while the controllers
+        still have a quorum. A node still shutting down once a majority of the cluster is gone waits
+        for a quorum that will not come back (Kafka's controlled shutdown would wait 5 minutes): it
+        gets QUORUM_LOST_GRACE seconds, then is killed (it recovers its log at the next start)."""
+        pids = {node: node.pid() for node in nodes}
+        for pid in pids.values():
+            if pid is not None:
+                send_signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        quorum_lost_at = None
+        while alive := [node for node, pid in pids.items() if pid is not None and node.pid() is not None]:
+            now = time.monotonic()
+            stopped = sum(node.pid() is None for node in self.nodes)
+            if quorum_lost_at is None and stopped > NODES // 2:
+                quorum_lost_at = now
+            if now >= deadline or (quorum_lost_at is not None and now - quorum_lost_at >= QUORUM_LOST_GRACE):
+                why = "without a quorum" if quorum_lost_at is not None else f"after {timeout:.0f}s"
+                for node in alive:
+                    say(f"Kafka node {node.node_id} (pid {pids[node]}) still shutting down {why}; killing it")
+                    send_signal(pids[node], signal.SIGKILL)
+                break
+            time.sleep(0.1)
+        for node in nodes:
+            node.stop(10.0)  # reaps, removes the pid file, keeps a class-data archive only after a clean exit

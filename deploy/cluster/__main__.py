@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command", choices=["start", "stop", "status", "env", "stop-node", "start-node"],
         help="start: every node, in the background, waiting until all serve; stop: every node; status: "
-        "each node's state; env: print the environment that points a process (a service, the tests) at "
-        "the cluster as --user; stop-node N / start-node N: one node (the others keep serving)",
+        "each node's state; env: print the environment that points a process (make up, a service, the "
+        "tests) at the cluster as --user, with the services' passwords; stop-node N / start-node N: one "
+        "node (the others keep serving)",
     )
     parser.add_argument("node", nargs="?", type=int, help="stop-node/start-node: the node (1-3)")
     parser.add_argument("--user", default=ADMIN, choices=sorted(LOCAL_PASSWORDS),
