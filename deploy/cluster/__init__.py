@@ -155,6 +155,7 @@ class LocalCluster:
         """Start every node that is not running, wait until all three serve clients, then grant the
         services' ACLs (once per cluster home). A node already running is left as it is. Raises
         KafkaError with the failing node's log tail; the nodes started here are stopped again."""
+        self.nodes[0].fetch()
         self._prepare()
         launched: list[LocalKafka] = []
         try:
@@ -190,11 +191,10 @@ class LocalCluster:
         """Start one node again (its data is where it was) and wait until it serves clients."""
         node = self.node(node_id)
         self._prepare()
-        node.start(timeout)
+        node.start(timeout)  # fetches the jars if need be
 
     def _prepare(self) -> None:
-        """The jars, the recorded layout and the controllers' shared login, before any node starts."""
-        self.nodes[0].fetch()
+        """The recorded layout and the controllers' shared login, before any node starts."""
         self._record()
         secret = self._secret()
         for node in self.nodes:

@@ -339,7 +339,7 @@ class LocalKafka:
             "super.users": f"User:{ADMIN};User:{_CONTROLLER}",
             "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self.data_dir),
-            # Topics and internal topics: on every node (`replicas`), acknowledged by `min_insync`.
+            # Topics and internal topics: `replicas` copies, a write acknowledged by `min_insync` of them.
             "num.partitions": str(PARTITIONS),
             "default.replication.factor": replicas,
             "min.insync.replicas": min_insync,

@@ -54,14 +54,17 @@ def _labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component, "app.kubernetes.io/part-of": "icc-platform"}
 
 
+def _secret(variable: str, name: str, key: str) -> dict[str, Any]:
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+
+
 def _env(service: str) -> list[dict[str, Any]]:
     """What each process of a service reads besides the shared ConfigMap: its secrets, by reference."""
-    secret = lambda name, key: {"valueFrom": {"secretKeyRef": {"name": name, "key": key}}}  # noqa: E731
     return [
         # Strimzi's User Operator writes each KafkaUser's password into a Secret of the user's name.
-        {"name": "KAFKA_SASL_PASSWORD", **secret(service, "password")},
-        {"name": "DATABASE_URL", **secret("icc-database", "url")},
-        {"name": "OIDC_WEB_CLIENT_SECRET", **secret("icc-oidc", "web-client-secret")},
+        _secret("KAFKA_SASL_PASSWORD", service, "password"),
+        _secret("DATABASE_URL", "icc-database", "url"),
+        _secret("OIDC_WEB_CLIENT_SECRET", "icc-oidc", "web-client-secret"),
     ]
 
 
@@ -87,25 +90,30 @@ def _process(service: str, name: str, command: list[str], resources: dict[str, A
     }
 
 
-def service_manifests(service: str, port: int) -> list[dict[str, Any]]:
-    labels = _labels(service, "service")
-    selector = {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "service"}
-    probe = lambda path, period, failures: {  # noqa: E731
-        "httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3, "failureThreshold": failures,
-    }
-    server = _process(service, service, [], {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}})
-    server["env"] = [{"name": "HTTP_PORT", "value": str(port)}, *server["env"]]
-    server["ports"] = [{"name": "http", "containerPort": port}]
-    server["startupProbe"] = probe("/health", 2, 60)
-    server["livenessProbe"] = probe("/health", 20, 3)
-    server["readinessProbe"] = probe("/ready", 10, 3)
-    pod = lambda containers, **extra: {  # noqa: E731
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3, "failureThreshold": failures}
+
+
+def _pod(containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
         "automountServiceAccountToken": False,
         "securityContext": _POD_SECURITY,
         **extra,
         "containers": containers,
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
+
+
+def service_manifests(service: str, port: int) -> list[dict[str, Any]]:
+    """The service's Deployment, its Service and its migration Job."""
+    labels = _labels(service, "service")
+    selector = {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "service"}
+    server = _process(service, service, [], {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}})
+    server["env"] = [{"name": "HTTP_PORT", "value": str(port)}, *server["env"]]
+    server["ports"] = [{"name": "http", "containerPort": port}]
+    server["startupProbe"] = _probe("/health", 2, 60)
+    server["livenessProbe"] = _probe("/health", 20, 3)
+    server["readinessProbe"] = _probe("/ready", 10, 3)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -117,7 +125,7 @@ def service_manifests(service: str, port: int) -> list[dict[str, Any]]:
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": pod(
+                "spec": _pod(
                     [server],
                     # Held until the migration Job brought the schema to this version's newest revision.
                     initContainers=[_process(service, "wait-for-migration",
@@ -143,7 +151,7 @@ def service_manifests(service: str, port: int) -> list[dict[str, Any]]:
             "ttlSecondsAfterFinished": 3600,
             "template": {
                 "metadata": {"labels": _labels(service, "migration")},
-                "spec": pod([_process(service, "migrate", ["migrate"], _SMALL)], restartPolicy="Never"),
+                "spec": _pod([_process(service, "migrate", ["migrate"], _SMALL)], restartPolicy="Never"),
             },
         },
     }
