@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: up test setup kafka kafka-stop keycloak keycloak-stop postgres chromium bench demo asyncapi clean
+.PHONY: up test setup kustomize manifests kafka kafka-stop cluster cluster-stop keycloak keycloak-stop postgres chromium bench demo asyncapi clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,30 @@ up: setup
 	@$(PY) -m deploy.up
 
 # PostgreSQL: the local Debian server, unless DATABASE_URL already points at one.
-test: setup chromium $(if $(DATABASE_URL),,postgres)
+test: setup chromium kustomize $(if $(DATABASE_URL),,postgres)
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# The pinned kustomize the deployment tests build the overlays with: `go install`, once per checkout.
+kustomize: setup
+	@$(PY) -m deploy.manifests fetch >/dev/null
+
+# After changing topics, ACLs, the services or the realm: rewrite the generated deployment files, then check them all.
+manifests: setup
+	@$(PY) -m deploy.manifests generate
+	@$(PY) -m deploy.manifests validate
 
 kafka: setup
 	@$(PY) -m deploy.kafka start
 
 kafka-stop: setup
 	@$(PY) -m deploy.kafka stop
+
+# Three Kafka nodes (127.0.0.1:9192-9194, data in .local/cluster); `python -m deploy.cluster --help`.
+cluster: setup
+	@$(PY) -m deploy.cluster start
+
+cluster-stop: setup
+	@$(PY) -m deploy.cluster stop
 
 # The identity provider (Keycloak on 127.0.0.1:8180, realm icc), unless KEYCLOAK_URL names one.
 keycloak: setup

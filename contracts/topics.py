@@ -17,7 +17,9 @@ class Topic(StrEnum):
     BUDGETS = "icc.finance.budgets"  # key: year
 
 
-PARTITIONS = 3
+# Partitions of every topic: how many consumers of one group can share a topic's load. Adding
+# partitions to a topic moves keys to other partitions: the README says how to do it safely.
+PARTITIONS = 6
 
 # A service writes only topics named after it (owned_prefix), its dead letters included.
 PRODUCES: dict[str, tuple[Topic, ...]] = {

@@ -21,6 +21,9 @@ start of a home, and again whenever those rules change).
     k.start()      # returns once the broker answers Kafka requests
     k.stop()       # data survives: start() again brings back topics and offsets
 
+A home can also be one node of a multi-node cluster (``node_id``, ``voters``, ``replicas``,
+a shared ``cluster_id`` and ``controller_secret``): deploy/cluster starts three of them.
+
 All public methods are synchronous (safe in plain pytest fixtures, with or without a
 running event loop); ``wait_ready_async`` is the awaitable readiness check.
 """
@@ -42,6 +45,7 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from contracts.topics import PARTITIONS
 from deploy.kafka.principals import ADMIN, LOCAL_PASSWORDS
 
 if TYPE_CHECKING:
@@ -71,10 +75,9 @@ POM_FILE = _HERE / "pom.xml"
 LOG4J_CONFIG = _HERE / "log4j2.yaml"
 
 _CDS_PENDING = "cds-dump.pending"
-_NODE_ID = 1
 _CONTROLLER = "controller"  # the broker's login on its own controller listener (PLAIN)
 _USERS_MARKER = "icc-scram-users"  # in data/: which SCRAM users the home was formatted with
-_ACLS_MARKER = "icc-acls"  # in data/: fingerprint of the ACL rules last granted
+_ACLS_MARKER = "icc-acls"  # fingerprint of the ACL rules last granted (in data/ unless a cluster says where)
 # Jars that must be in the fetched classpath, or the broker cannot start/log.
 _REQUIRED_JARS = (
     f"kafka_2.13-{KAFKA_VERSION}.jar",
@@ -158,7 +161,7 @@ def run_kafka_tool(
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=logs_dir, timeout=timeout)
 
 
-def _random_cluster_id() -> str:
+def random_cluster_id() -> str:
     """Same format as ``kafka-storage random-uuid``: URL-safe base64 of 16 random bytes."""
     while True:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
@@ -167,11 +170,19 @@ def _random_cluster_id() -> str:
 
 
 class LocalKafka:
-    """A single-node KRaft Kafka (broker+controller in one JVM) rooted at ``home``.
+    """A KRaft Kafka node (broker+controller in one JVM) rooted at ``home``: by default a whole
+    single-node cluster; with ``voters`` naming other nodes, one node of a multi-node cluster.
 
     Layout of ``home``: ``server.properties``, ``kafka.pid``, ``data/`` (log.dirs and
     KRaft metadata), ``logs/server.log`` (broker log, INFO) and ``logs/console.log``
     (JVM stdout/stderr: WARN and above, crashes).
+
+    A node of a cluster: ``node_id``; ``voters`` maps every controller's node id to its
+    controller port (all on 127.0.0.1); ``replicas`` is the replication factor of new topics and
+    of Kafka's internal topics (``min.insync.replicas`` is 2 from 3 replicas on, else 1); every
+    node is formatted with the same ``cluster_id`` and shares the ``controller_secret`` (the
+    login of the brokers on the controllers' listeners), which a single node makes afresh at
+    every start.
     """
 
     def __init__(
@@ -182,6 +193,12 @@ class LocalKafka:
         heap: str = "512m",
         *,
         libs_dir: Path | str = LIBS_DIR,
+        node_id: int = 1,
+        voters: dict[int, int] | None = None,
+        replicas: int = 1,
+        cluster_id: str | None = None,
+        controller_secret: str | None = None,
+        acls_marker: Path | None = None,
     ) -> None:
         if port == controller_port:
             raise ValueError("port and controller_port must differ")
@@ -190,8 +207,15 @@ class LocalKafka:
         self.controller_port = int(controller_port)
         self.heap = heap
         self.libs_dir = Path(libs_dir).expanduser().resolve()
+        self.node_id = node_id
+        self.voters = voters or {node_id: self.controller_port}
+        if self.voters.get(node_id) != self.controller_port:
+            raise ValueError(f"voters {self.voters} must map node {node_id} to its controller port {self.controller_port}")
+        self.replicas = replicas
+        self.cluster_id = cluster_id
+        self.acls_marker = acls_marker or self.data_dir / _ACLS_MARKER
         self._proc: subprocess.Popen[bytes] | None = None
-        self._controller_secret = secrets.token_urlsafe(24)
+        self.controller_secret = controller_secret or secrets.token_urlsafe(24)
 
     # ------------------------------------------------------------------ paths
 
@@ -277,15 +301,17 @@ class LocalKafka:
     def server_properties(self) -> dict[str, str]:
         """The broker configuration written by :meth:`write_config`."""
         host = "127.0.0.1"
+        replicas = str(self.replicas)
+        min_insync = "2" if self.replicas >= 3 else "1"  # a write survives one node lost; fewer nodes cannot lose one
         return {
-            # KRaft combined mode: one JVM is the whole cluster.
+            # KRaft combined mode: every node is a broker and a controller.
             "process.roles": "broker,controller",
-            "node.id": str(_NODE_ID),
-            # Static quorum (kraft.version=0): the voter endpoint comes from this file on
+            "node.id": str(self.node_id),
+            # Static quorum (kraft.version=0): the voters' endpoints come from this file on
             # every start, so a home can be restarted on other ports. The dynamic
             # alternative (controller.quorum.bootstrap.servers + format --standalone)
-            # records the endpoint in the metadata log instead.
-            "controller.quorum.voters": f"{_NODE_ID}@{host}:{self.controller_port}",
+            # records the endpoints in the metadata log instead.
+            "controller.quorum.voters": ",".join(f"{node}@{host}:{port}" for node, port in sorted(self.voters.items())),
             # Clients reach only the SASL listener: every login is a SCRAM-SHA-512 user created
             # at format time, and what it may do is what the ACLs grant (deploy/kafka/acls.py).
             "listeners": f"SASL_PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
@@ -306,26 +332,26 @@ class LocalKafka:
             "sasl.mechanism.controller.protocol": "PLAIN",
             "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
             "listener.name.controller.plain.sasl.jaas.config": _jaas(
-                "org.apache.kafka.common.security.plain.PlainLoginModule", _CONTROLLER, self._controller_secret,
-                **{f"user_{_CONTROLLER}": self._controller_secret},
+                "org.apache.kafka.common.security.plain.PlainLoginModule", _CONTROLLER, self.controller_secret,
+                **{f"user_{_CONTROLLER}": self.controller_secret},
             ),
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": f"User:{ADMIN};User:{_CONTROLLER}",
             "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self.data_dir),
-            # Topics and internal topics on a single node.
-            "num.partitions": "3",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
+            # Topics and internal topics: `replicas` copies, a write acknowledged by `min_insync` of them.
+            "num.partitions": str(PARTITIONS),
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_insync,
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_insync,
             "transaction.state.log.num.partitions": "10",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_insync,
             # Fast consumer-group joins in tests.
             "group.initial.rebalance.delay.ms": "0",
             # Small and quick: modest segments/indexes, small cleaner buffer (the 128 MiB
@@ -349,7 +375,7 @@ class LocalKafka:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         lines = [
             "# Generated by deploy/kafka/local.py (LocalKafka.write_config); rewritten on every start.",
-            f"# Apache Kafka {KAFKA_VERSION}, single-node KRaft (broker+controller).",
+            f"# Apache Kafka {KAFKA_VERSION}, KRaft node {self.node_id} of {len(self.voters)} (broker+controller).",
         ]
         lines += [f"{k}={v}" for k, v in self.server_properties().items()]
         tmp = self.config_file.with_suffix(".properties.tmp")
@@ -408,7 +434,8 @@ class LocalKafka:
         )
 
     def format(self) -> None:
-        """Format ``home/data`` as a new single-node cluster with the local SCRAM users, unless already formatted."""
+        """Format ``home/data`` as a node of a new cluster (``cluster_id``, random for a single node) with
+        the local SCRAM users, unless already formatted."""
         if self.is_formatted():
             self.check_users()
             return
@@ -423,7 +450,7 @@ class LocalKafka:
             "kafka.tools.StorageTool",
             [
                 "format",
-                "--cluster-id", _random_cluster_id(),
+                "--cluster-id", self.cluster_id or random_cluster_id(),
                 "--config", str(self.config_file),
                 "--ignore-formatted",
                 # Share groups (KIP-932) are on by default in 4.3; this project has no use
@@ -553,9 +580,23 @@ class LocalKafka:
         become ready within ``timeout`` seconds (a broker that did not come up in time
         is stopped again).
         """
+        if not self.launch():
+            self.wait_ready(timeout)  # already running, possibly still starting (e.g. from another process)
+            return self
+        try:
+            self.wait_ready(timeout)
+            self._grant_acls()
+        except BaseException:
+            self._stop(30.0, keep_cds=False)
+            raise
+        return self
+
+    def launch(self) -> bool:
+        """Start the JVM (fetch, configure, format as needed) without waiting for it; False if this
+        home's broker already runs. A cluster launches all its nodes before waiting for any: a node
+        serves nobody until a majority of the controllers runs."""
         pid = self.pid()
         if pid is not None:
-            # Already running (possibly still starting, e.g. from another process).
             running = self._running_listeners()
             wanted = self.server_properties()["listeners"]
             if running is not None and running != wanted:
@@ -563,8 +604,7 @@ class LocalKafka:
                     f"a broker from {self.home} is already running (pid {pid}) with "
                     f"listeners {running}, not {wanted}; stop it first"
                 )
-            self.wait_ready(timeout)
-            return self
+            return False
         self.pid_file.unlink(missing_ok=True)
         self._finish_cds_dump(keep=False)  # leftover of a JVM that died without stop()
         self.check_users()
@@ -590,19 +630,13 @@ class LocalKafka:
                 cwd=str(self.home), start_new_session=True, close_fds=True,
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
-        try:
-            self.wait_ready(timeout)
-            self._grant_acls()
-        except BaseException:
-            self._stop(30.0, keep_cds=False)
-            raise
-        return self
+        return True
 
     def _grant_acls(self) -> None:
-        """The services' ACLs (unprefixed topics), once per home and whenever the rules change."""
+        """The services' ACLs (unprefixed topics), once per home (or cluster) and whenever the rules change."""
         from deploy.kafka import acls
 
-        marker = self.data_dir / _ACLS_MARKER
+        marker = self.acls_marker
         fingerprint = acls.fingerprint(acls.service_acls())
         with contextlib.suppress(OSError):
             if marker.read_text() == fingerprint:
@@ -667,7 +701,7 @@ class LocalKafka:
         finally:
             with contextlib.suppress(Exception):
                 await admin.close()
-        return any(b.get("node_id") == _NODE_ID for b in info.get("brokers", []))
+        return any(b.get("node_id") == self.node_id for b in info.get("brokers", []))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the broker: SIGTERM (clean shutdown), SIGKILL after ``timeout`` s.

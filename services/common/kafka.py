@@ -41,7 +41,8 @@ def client_args(kafka: KafkaConnection) -> dict[str, Any]:
 
 def create_broker(settings: ServiceSettings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        # A list: FastStream takes a string for one host, where aiokafka splits "a:9092,b:9092" itself.
+        [server.strip() for server in settings.kafka_bootstrap_servers.split(",")],
         security=broker_security(settings.kafka),
         client_id=f"icc-{settings.service}",
         # FastStream logs every batch at INFO; at our rates that halves throughput and drowns the logs.
@@ -68,7 +69,8 @@ class TopicsNotCreatedYet(Exception):
 
 
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> None:
-    """Create the physical topics this service reads and writes, if the cluster lacks them.
+    """Create the physical topics this service reads and writes, if the cluster lacks them: PARTITIONS
+    partitions, KAFKA_REPLICATION_FACTOR replicas (the cluster's min.insync.replicas applies).
 
     On a secured cluster a service may create only its own topics; one it consumes but may not
     create raises TopicsNotCreatedYet (the caller retries), so consumers never subscribe to a
@@ -78,7 +80,8 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> Non
     try:
         wanted = sorted({settings.physical_topic(t) for t in topics})
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in wanted if t not in existing]
+        replicas = settings.kafka_replication_factor
+        missing = [NewTopic(t, num_partitions=PARTITIONS, replication_factor=replicas) for t in wanted if t not in existing]
         if not missing:
             return
         response = await admin.create_topics(missing)

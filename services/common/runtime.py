@@ -161,7 +161,8 @@ def build_service(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.service)
-        await migrate(engine, settings.db_schema, migrations)
+        if settings.migrate_on_start:  # else a migration job ran `python -m services.<name> migrate`
+            await migrate(engine, settings.db_schema, migrations)
         runtime.tasks = [
             asyncio.create_task(relay.run(), name=f"{settings.service}-outbox-relay"),
             asyncio.create_task(_connect_broker(runtime, topics), name=f"{settings.service}-broker"),

@@ -121,6 +121,13 @@ class ServiceSettings(KafkaSettings):
     kafka_topic_prefix: str = Field(
         default="", alias="KAFKA_TOPIC_PREFIX", description="namespace for topics and groups (tests isolate runs)"
     )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, alias="KAFKA_REPLICATION_FACTOR",
+        description="replicas of the topics a service creates: 1 on the single local broker, 3 on a cluster",
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="apply the migrations before taking traffic; false where a migration job does (`migrate`)"
+    )
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

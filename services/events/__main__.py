@@ -1,5 +1,7 @@
-from services.common.serve import serve
+import sys
+
+from services.common.serve import main
 from services.events.app import build_app
 from services.events.settings import EventsSettings
 
-serve(build_app, EventsSettings())
+sys.exit(main(build_app, EventsSettings))

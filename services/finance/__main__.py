@@ -1,5 +1,7 @@
-from services.common.serve import serve
+import sys
+
+from services.common.serve import main
 from services.finance.app import build_app
 from services.finance.settings import FinanceSettings
 
-serve(build_app, FinanceSettings())
+sys.exit(main(build_app, FinanceSettings))

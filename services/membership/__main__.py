@@ -1,5 +1,7 @@
-from services.common.serve import serve
+import sys
+
+from services.common.serve import main
 from services.membership.app import build_app
 from services.membership.settings import MembershipSettings
 
-serve(build_app, MembershipSettings())
+sys.exit(main(build_app, MembershipSettings))

@@ -1,5 +1,7 @@
-from services.common.serve import serve
+import sys
+
+from services.common.serve import main
 from services.travel.app import build_app
 from services.travel.settings import TravelSettings
 
-serve(build_app, TravelSettings())
+sys.exit(main(build_app, TravelSettings))
