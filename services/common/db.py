@@ -2,6 +2,7 @@
 (schema per service), money columns in integer cents, the machinery tables, the unit of work,
 and Alembic migrations applied before a service takes traffic."""
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -109,6 +110,47 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class WriterLock:
+    """SQLite has one writer at a time. Left to itself, a transaction waiting for the lock sleeps in
+    SQLite's busy handler and polls, so a writer that commits and begins again within milliseconds
+    (a consumer working through a backlog) can starve the others (the outbox relay) for seconds.
+    Instead every transaction of the process queues for this lock, first come first served, and
+    holds it from BEGIN until its connection goes back to the pool."""
+
+    WAIT_SECONDS = 30  # as long as SQLite's busy_timeout: a lock held that long is a bug, not load
+    HELD = "icc_writer_lock"  # flag in the pool entry's info: this connection holds the lock
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def _acquire(self) -> None:
+        try:
+            async with asyncio.timeout(self.WAIT_SECONDS):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise TimeoutError(
+                f"waited {self.WAIT_SECONDS}s for the SQLite writer lock: a transaction held it that long, "
+                "or one task opened a second transaction while its first was still open"
+            ) from None
+
+    def install(self, engine: AsyncEngine) -> None:
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            info = connection.connection.info
+            if not info.get(self.HELD):  # a connection kept checked out keeps it across its transactions
+                connection.connection.dbapi_connection.run_async(lambda _: self._acquire())
+                info[self.HELD] = True
+            # Take SQLite's write lock up front too: a deferred transaction that upgrades later fails
+            # with "database is locked" without waiting, whatever busy_timeout says.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine.sync_engine, "checkin")
+        @event.listens_for(engine.sync_engine, "detach")
+        def _release(_: Any, record: Any) -> None:
+            if record is not None and record.info.pop(self.HELD, False):
+                self._lock.release()
+
+
 def create_engine(url: str, schema: str) -> AsyncEngine:
     url = normalise_url(url.replace("postgres://", "postgresql://", 1))
     if is_sqlite(url):
@@ -125,12 +167,7 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
                 cursor.execute(f"PRAGMA {pragma}")
             cursor.close()
 
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(connection: Any) -> None:
-            # Take the write lock up front: a deferred transaction that upgrades later fails with
-            # "database is locked" without waiting, whatever busy_timeout says.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+        WriterLock().install(engine)
         return engine
     return create_async_engine(
         url,
