@@ -233,6 +233,10 @@ class Invoices:
         self._cities_loaded: set[UUID] = set()
         self._by_id: dict[UUID, Invoice | None] = {}
 
+    def fresh(self, invoice_id: UUID) -> None:
+        """An id just made up in this transaction: nothing can have it yet, so no query will look for it."""
+        self._by_id.setdefault(invoice_id, None)
+
     def add(self, invoice: Invoice) -> None:
         self.session.add(invoice)
         self._by_id[invoice.id] = invoice
