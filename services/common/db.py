@@ -3,7 +3,9 @@
 and Alembic migrations applied before a service takes traffic."""
 
 import asyncio
+import collections
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -11,12 +13,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, TypeDecorator, event, insert, text
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor, AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.util import await_
 
 from contracts.envelope import Envelope, to_headers, to_value, wrap
 from contracts.events import Event
@@ -110,6 +117,93 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _run_statement(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple:
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else ()
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """Opens, executes, fetches and closes in ONE call on the connection's thread. aiosqlite's own
+    cursor makes that four thread hand-offs per statement, and each costs far more than the
+    statement (~0.2 ms against ~5 us on a busy 2-core machine): most of a small transaction."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection: Any) -> None:  # no aiosqlite cursor: nothing to open
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._rows = collections.deque()
+        self._soft_closed_memoized = {}
+        self._description, self._rowcount, self._lastrowid = None, -1, None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        self._run(operation, parameters, False)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._run(operation, seq_of_parameters, True)
+
+    def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+        try:
+            connection = self._connection
+            self._description, self._rowcount, self._lastrowid, rows = await_(
+                connection._execute(_run_statement, connection._conn, operation, parameters, many)
+            )
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        self._rows = collections.deque(rows)
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _async_soft_close(self) -> None:
+        pass
+
+
+class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneHopCursor
+
+
+class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite adapter with the one-hop cursor (passed as create_async_engine's module)."""
+
+    def connect(self, *args: Any, **kwargs: Any) -> _OneHopConnection:
+        connection = self.aiosqlite.connect(*args, **kwargs)
+        connection._thread.daemon = True  # as SQLAlchemy does: a forgotten connection must not hold the exit
+        return _OneHopConnection(self, await_(connection))
+
+
 class WriterLock:
     """SQLite has one writer at a time. Left to itself, a transaction waiting for the lock sleeps in
     SQLite's busy handler and polls, so a writer that commits and begins again within milliseconds
@@ -157,7 +251,7 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, module=_OneHopDBAPI(aiosqlite, sqlite3))
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
