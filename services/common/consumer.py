@@ -37,6 +37,7 @@ from services.common.retry import Backoff
 log = logging.getLogger("icc.consumer")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+YIELD_EVERY = 50  # events applied between two turns of the event loop within a batch
 
 
 class HandlerFailed(Exception):
@@ -162,7 +163,11 @@ class EventConsumer:
         async with self._unit_of_work() as uow:
             new = await self._claim_new(uow, [str(env.id) for _, env in readable] + [record_ref(r) for r, _ in unreadable])
             await uow.prefetch([env.data for _, env in readable if str(env.id) in new])
-            for record, envelope in readable:
+            for position, (record, envelope) in enumerate(readable, start=1):
+                if position % YIELD_EVERY == 0:
+                    # A batch is CPU work that never waits: let the loop run the relay's sends and
+                    # acks, the broker heartbeats and HTTP requests now and then.
+                    await asyncio.sleep(0)
                 event_id = str(envelope.id)
                 if event_id not in new:
                     outcome.duplicates += 1
