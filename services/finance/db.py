@@ -232,6 +232,8 @@ class Invoices:
         self._contributions: dict[tuple[UUID, int], Invoice] = {}
         self._cities_loaded: set[UUID] = set()
         self._by_id: dict[UUID, Invoice | None] = {}
+        self.new_payments: list[dict[str, Any]] = []  # inserted in bulk at commit, like the ledger
+        self.new_credit_notes: list[dict[str, Any]] = []
 
     def fresh(self, invoice_id: UUID) -> None:
         """An id just made up in this transaction: nothing can have it yet, so no query will look for it."""
@@ -286,10 +288,10 @@ class Invoices:
         return await self.session.scalar(query) is not None
 
     async def add_payment(self, **row: Any) -> None:
-        await self.session.execute(insert(payments), [row])
+        self.new_payments.append(row)
 
     async def add_credit_note(self, **row: Any) -> None:
-        await self.session.execute(insert(credit_notes), [row])
+        self.new_credit_notes.append(row)
 
 
 class Lines:
@@ -443,25 +445,28 @@ class FinanceUnitOfWork(UnitOfWork):
             {"event_id": str(event_id) if event_id else None, "type": type_, "occurred_at": occurred_at, "summary": summary[:500]}
         )
 
+    def _rows(self) -> list[tuple[Table, list[dict[str, Any]]]]:
+        return [(ledger, self._ledger), (activity, self._activity), (payments, self.invoices.new_payments),
+                (credit_notes, self.invoices.new_credit_notes)]
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        pending = len(self._ledger), len(self._activity)
+        pending = [len(rows) for _, rows in self._rows()]
         try:
             async with super().savepoint():
                 yield
         except BaseException:
-            del self._ledger[pending[0]:]
-            del self._activity[pending[1]:]
+            for (_, rows), keep in zip(self._rows(), pending):
+                del rows[keep:]
             raise
 
     async def commit(self) -> None:
-        # Like the outbox: the batch's ledger and feed rows go in as one multi-row INSERT each.
-        if self._ledger:
-            await self.session.execute(insert(ledger), self._ledger)
-            self._ledger = []
-        if self._activity:
-            await self.session.execute(insert(activity), self._activity)
-            self._activity = []
+        # Like the outbox: the batch's ledger, feed, payment and credit note rows go in as one
+        # multi-row INSERT per table, not one statement (and one autoflush) per event.
+        for table, rows in self._rows():
+            if rows:
+                await self.session.execute(insert(table), rows)
+                rows.clear()
         await super().commit()
         if changes := self.session.info.get("finance_changes"):
             changes.notify()
