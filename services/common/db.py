@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import aiosqlite
+import pydantic_core
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, TypeDecorator, event, insert, text
@@ -297,13 +298,21 @@ class WriterLock:
                 self._lock.release()
 
 
+def _json_text(value: Any) -> str:
+    return pydantic_core.to_json(value).decode()
+
+
+# JSON columns (the outbox's headers: one per event) through pydantic's Rust codec, 3-5x the stdlib's.
+JSON_CODEC = {"json_serializer": _json_text, "json_deserializer": pydantic_core.from_json}
+
+
 def create_engine(url: str, schema: str) -> AsyncEngine:
     url = normalise_url(url.replace("postgres://", "postgresql://", 1))
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, module=_InlineDBAPI(aiosqlite, sqlite3))
+        engine = create_async_engine(url, module=_InlineDBAPI(aiosqlite, sqlite3), **JSON_CODEC)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -320,6 +329,7 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
         url,
         pool_pre_ping=True,
         connect_args={"server_settings": {"search_path": schema}},
+        **JSON_CODEC,
     )
 
 
