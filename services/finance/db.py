@@ -199,6 +199,7 @@ class Members:
     def __init__(self, session) -> None:
         self.session = session
         self._loaded: dict[UUID, Member | None] = {}
+        self.new: list[Member] = []  # inserted at commit (see FinanceUnitOfWork.commit)
 
     async def preload(self, city_ids: set[UUID]) -> None:
         wanted = city_ids - self._loaded.keys()
@@ -218,7 +219,7 @@ class Members:
         return list(await self.session.scalars(select(Member).order_by(members.c.name, members.c.city_id)))
 
     def add(self, member: Member) -> None:
-        self.session.add(member)
+        self.new.append(member)
         self._loaded[member.city_id] = member
 
     def name(self, city_id: UUID | None) -> str:
@@ -232,6 +233,7 @@ class Invoices:
         self._contributions: dict[tuple[UUID, int], Invoice] = {}
         self._cities_loaded: set[UUID] = set()
         self._by_id: dict[UUID, Invoice | None] = {}
+        self.new: list[Invoice] = []  # inserted at commit (see FinanceUnitOfWork.commit)
         self.new_payments: list[dict[str, Any]] = []  # inserted in bulk at commit, like the ledger
         self.new_credit_notes: list[dict[str, Any]] = []
 
@@ -240,7 +242,7 @@ class Invoices:
         self._by_id.setdefault(invoice_id, None)
 
     def add(self, invoice: Invoice) -> None:
-        self.session.add(invoice)
+        self.new.append(invoice)
         self._by_id[invoice.id] = invoice
         if invoice.kind == "contribution":
             self._contributions[(invoice.city_id, invoice.year)] = invoice
@@ -445,9 +447,12 @@ class FinanceUnitOfWork(UnitOfWork):
             {"event_id": str(event_id) if event_id else None, "type": type_, "occurred_at": occurred_at, "summary": summary[:500]}
         )
 
-    def _rows(self) -> list[tuple[Table, list[dict[str, Any]]]]:
-        return [(ledger, self._ledger), (activity, self._activity), (payments, self.invoices.new_payments),
-                (credit_notes, self.invoices.new_credit_notes)]
+    def _rows(self) -> list[tuple[Table, list[Any]]]:
+        """What this transaction inserts at commit, per table: the batch's new members and invoices
+        (the objects, read at commit so that later changes in the transaction count), and its
+        ledger, feed, payment and credit note rows."""
+        return [(members, self.members.new), (invoices, self.invoices.new), (ledger, self._ledger),
+                (activity, self._activity), (payments, self.invoices.new_payments), (credit_notes, self.invoices.new_credit_notes)]
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -461,12 +466,16 @@ class FinanceUnitOfWork(UnitOfWork):
             raise
 
     async def commit(self) -> None:
-        # Like the outbox: the batch's ledger, feed, payment and credit note rows go in as one
-        # multi-row INSERT per table, not one statement (and one autoflush) per event.
+        # One multi-row INSERT per table, not one statement (and one autoflush) per event. New
+        # members and invoices go in the same way: the ORM would only track objects nobody reloads
+        # in this transaction (the repositories keep them), at several times the cost.
         for table, rows in self._rows():
             if rows:
+                if table is members or table is invoices:
+                    rows = [{column.key: getattr(thing, column.key) for column in table.columns} for thing in rows]
                 await self.session.execute(insert(table), rows)
-                rows.clear()
+        for _, rows in self._rows():
+            rows.clear()
         await super().commit()
         if changes := self.session.info.get("finance_changes"):
             changes.notify()
