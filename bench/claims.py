@@ -16,9 +16,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.http import HttpClient, Response
 from bench.kit import Arrivals, Run, free_port, producer, record, say
 from contracts.events import CityJoined, DelegateRegistered, WorkshopScheduled
 from contracts.topics import Topic
@@ -29,14 +29,9 @@ CONCURRENCY = 8
 POLL_SECONDS = 0.005
 
 
-def http_client(base_url: str) -> httpx.AsyncClient:
+def http_client(base_url: str) -> HttpClient:
     """Every request the bench makes goes through a client built here (the place for credentials)."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers={"content-type": "application/json"},
-        timeout=30,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-    )
+    return HttpClient(base_url, headers={"content-type": "application/json"})
 
 
 def claim_body(registration_id: str, on: date) -> dict:
@@ -87,9 +82,9 @@ async def claims_pipeline(run: Run, rate: float, count: int, throughput_count: i
     return figures
 
 
-def _expect(response: httpx.Response, status: int) -> None:
+def _expect(response: Response, status: int) -> None:
     if response.status_code != status:
-        raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+        raise SystemExit(f"{response.method} {response.path}: {response.status_code} {response.text}")
 
 
 async def _publish_registrations(run: Run, prefix: str, registrations: list[str], on: date) -> None:
@@ -143,7 +138,7 @@ async def _consumed(bootstrap: str, group: str, topic: str, timeout: float) -> N
         await admin.close()
 
 
-async def _paced(client: httpx.AsyncClient, decisions: Arrivals, registrations: list[str], on: date, rate: float) -> list[float]:
+async def _paced(client: HttpClient, decisions: Arrivals, registrations: list[str], on: date, rate: float) -> list[float]:
     started = time.monotonic()
 
     async def one(i: int, registration: str) -> float:
@@ -163,7 +158,7 @@ async def _paced(client: httpx.AsyncClient, decisions: Arrivals, registrations: 
     return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(registrations))))
 
 
-async def _closed_loop(client: httpx.AsyncClient, registrations: list[str], on: date) -> float:
+async def _closed_loop(client: HttpClient, registrations: list[str], on: date) -> float:
     queue = list(reversed(registrations))
 
     async def worker() -> None:

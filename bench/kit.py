@@ -181,7 +181,7 @@ class Process:
 
 def producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
     """Configured like the services' outbox relay (idempotent, acks=all)."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=0, **overrides)
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, **{"enable_idempotence": True, "acks": "all", "linger_ms": 0, **overrides})
 
 
 def record(event: Event, service: str) -> Record:
