@@ -47,6 +47,8 @@ class Figures:
     latencies: list[float] = field(default_factory=list)
     claims_per_s: float = 0.0
     bare_per_s: float = 0.0
+    claim_cpu: float = 0.0  # seconds of travel's CPU per POST /claims in the throughput run
+    bare_cpu: float = 0.0  # seconds of the bare endpoint's CPU per request
 
 
 async def claims_pipeline(run: Run, rate: float, count: int, throughput_count: int) -> Figures:
@@ -76,9 +78,13 @@ async def claims_pipeline(run: Run, rate: float, count: int, throughput_count: i
             finance.check()
             travel.check()
             say(f"claims throughput: {throughput_count} POST /claims, then the bare endpoint, {CONCURRENCY} clients ...")
+            cpu = travel.cpu_seconds()
             figures.claims_per_s = await _closed_loop(client, registrations[WARM_UP + count:], on)
+            figures.claim_cpu = (travel.cpu_seconds() - cpu) / throughput_count
         async with http_client(bare.url) as bare_client:
+            cpu = bare.cpu_seconds()
             figures.bare_per_s = await _closed_loop(bare_client, [str(uuid.uuid4()) for _ in range(throughput_count)], on)
+            figures.bare_cpu = (bare.cpu_seconds() - cpu) / throughput_count
     return figures
 
 
