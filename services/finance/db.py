@@ -471,8 +471,9 @@ class FinanceUnitOfWork(UnitOfWork):
         # in this transaction (the repositories keep them), at several times the cost.
         for table, rows in self._rows():
             if rows:
-                if table is members or table is invoices:
-                    rows = [{column.key: getattr(thing, column.key) for column in table.columns} for thing in rows]
+                if table is members or table is invoices:  # the objects' own values, past the instrumentation
+                    keys = table.columns.keys()
+                    rows = [{key: values[key] for key in keys} for values in (vars(thing) for thing in rows)]
                 await self.session.execute(insert(table), rows)
         for _, rows in self._rows():
             rows.clear()
