@@ -25,7 +25,8 @@ from contracts.topics import Topic
 from services.common.api import today
 
 WARM_UP = 20
-CONCURRENCY = 8
+CONCURRENCY = 8  # clients posting claims in the throughput run
+IN_FLIGHT = 64  # claims under way at once in the latency run
 POLL_SECONDS = 0.005
 
 
@@ -145,21 +146,26 @@ async def _consumed(bootstrap: str, group: str, topic: str, timeout: float) -> N
 
 
 async def _paced(client: HttpClient, decisions: Arrivals, registrations: list[str], on: date, rate: float) -> list[float]:
+    """Latency from each claim's scheduled start, so that a claim that waited for a free client
+    (travel slower than the rate) counts its wait; at most IN_FLIGHT requests at once, as a
+    service's callers would, rather than one per claim until travel's connection pool runs dry."""
     started = time.monotonic()
+    free = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(i: int, registration: str) -> float:
-        await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
-        began = time.monotonic()
-        response = await client.post("/claims", json=claim_body(registration, on))
-        _expect(response, 201)
-        claim_id = response.json()["id"]
-        await decisions.arrived(claim_id, timeout=120)
-        while True:
-            shown = await client.get(f"/claims/{claim_id}")
-            _expect(shown, 200)
-            if shown.json()["status"] != "submitted":
-                return time.monotonic() - began
-            await asyncio.sleep(POLL_SECONDS)
+        scheduled = started + i / rate
+        await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
+        async with free:
+            response = await client.post("/claims", json=claim_body(registration, on))
+            _expect(response, 201)
+            claim_id = response.json()["id"]
+            await decisions.arrived(claim_id, timeout=300)
+            while True:
+                shown = await client.get(f"/claims/{claim_id}")
+                _expect(shown, 200)
+                if shown.json()["status"] != "submitted":
+                    return time.monotonic() - scheduled
+                await asyncio.sleep(POLL_SECONDS)
 
     return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(registrations))))
 
