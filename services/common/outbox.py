@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import OutboxMessage, utcnow
@@ -98,6 +98,10 @@ class OutboxRelay:
         self._wake.clear()
         async with self._sessions() as session, session.begin():
             if acked:
+                if session.bind.dialect.name == "postgresql":
+                    # A mark lost in a server crash only re-sends rows (consumers dedupe): no need
+                    # to wait for the WAL flush, ~3 ms before the next batch can go out.
+                    await session.execute(text("SET LOCAL synchronous_commit = off"))
                 await session.execute(update(outbox).where(outbox.c.position.in_(acked)).values(published_at=utcnow()))
             rows = (
                 await session.execute(
