@@ -3,9 +3,10 @@
 For each batch from Kafka, in ONE database transaction:
   1. read every record into an Envelope; records this service does not handle are skipped, and
      records it cannot read (not a CloudEvent, unknown version, invalid payload) are dead-lettered;
-  2. look up, in bulk, which event ids this consumer has already applied, and skip those;
+  2. record (consumer, event id) as processed for the whole batch in one INSERT ... ON CONFLICT
+     DO NOTHING RETURNING: the ids it returns are new, the others were applied before and are skipped;
   3. let the unit of work prefetch, in bulk, the state the new events touch;
-  4. apply the handler of each new event and record (consumer, event id) as processed;
+  4. apply the handler of each new event;
   5. commit, and only then commit the Kafka offsets (ack).
 A handler that raises is retried once in isolation (a savepoint per event) and, if it fails
 again, its record goes to the service's dead-letter topic, with the reason, through the outbox
@@ -23,7 +24,8 @@ from uuid import uuid4
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
-from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from contracts.envelope import Envelope, UnreadableEvent, from_record
@@ -35,6 +37,7 @@ from services.common.retry import Backoff
 log = logging.getLogger("icc.consumer")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+YIELD_EVERY = 50  # events applied between two turns of the event loop within a batch
 
 
 class HandlerFailed(Exception):
@@ -91,7 +94,9 @@ class EventConsumer:
             group_id=group_id,
             auto_offset_reset="earliest",
             max_records=batch_size,
-            batch_timeout_ms=25,  # FastStream also sleeps this long after an empty poll: it bounds idle latency
+            # A poll returns as soon as records arrive; but after an empty one FastStream sleeps this
+            # long, and a record arriving then waits for it: a few ms bound the latency it adds.
+            batch_timeout_ms=5,
             # We ack ourselves, after the database commit (ACK_FIRST would be at-most-once), and
             # decide per record what a failure means (NACK_ON_ERROR would replay a poison forever).
             ack_policy=AckPolicy.MANUAL,
@@ -156,16 +161,18 @@ class EventConsumer:
     ) -> BatchOutcome:
         outcome = BatchOutcome()
         async with self._unit_of_work() as uow:
-            ids = [str(env.id) for _, env in readable] + [record_ref(r) for r, _ in unreadable]
-            done = await self._already_processed(uow, ids)
-            processed: list[str] = []
-            await uow.prefetch([env.data for _, env in readable if str(env.id) not in done])
-            for record, envelope in readable:
+            new = await self._claim_new(uow, [str(env.id) for _, env in readable] + [record_ref(r) for r, _ in unreadable])
+            await uow.prefetch([env.data for _, env in readable if str(env.id) in new])
+            for position, (record, envelope) in enumerate(readable, start=1):
+                if position % YIELD_EVERY == 0:
+                    # A batch is CPU work that never waits: let the loop run the relay's sends and
+                    # acks, the broker heartbeats and HTTP requests now and then.
+                    await asyncio.sleep(0)
                 event_id = str(envelope.id)
-                if event_id in done:
+                if event_id not in new:
                     outcome.duplicates += 1
                     continue
-                done.add(event_id)
+                new.discard(event_id)  # the same event twice in one batch: the second is a duplicate
                 uow.correlation_id = envelope.correlation_id
                 uow.cause = envelope  # handlers that trace figures to events read its id and time
                 handler = self.handlers[type(envelope.data)]
@@ -188,30 +195,29 @@ class EventConsumer:
                             raise
                         raise HandlerFailed from err
                     outcome.applied += 1
-                processed.append(event_id)
             for record, reason in unreadable:
                 ref = record_ref(record)
-                if ref in done:
+                if ref not in new:
                     outcome.duplicates += 1
                     continue
+                new.discard(ref)
                 self._dead_letter(uow, record, reason)
                 outcome.dead_lettered.append(reason)
-                processed.append(ref)
-            if processed:  # one multi-row INSERT for the whole batch
-                now = utcnow()
-                await uow.session.execute(
-                    insert(ProcessedEvent), [{"consumer": self.name, "event_id": i, "processed_at": now} for i in processed]
-                )
             await uow.commit()
         return outcome
 
-    async def _already_processed(self, uow: UnitOfWork, ids: list[str]) -> set[str]:
+    async def _claim_new(self, uow: UnitOfWork, ids: list[str]) -> set[str]:
+        """Record the batch's ids as processed by this consumer, in one statement, and return those
+        that were not already: INSERT ... ON CONFLICT DO NOTHING RETURNING. It commits with the
+        effects or not at all, so a rolled-back batch leaves its events to be applied again."""
         if not ids:
             return set()
-        rows = await uow.session.scalars(
-            select(ProcessedEvent.event_id).where(ProcessedEvent.consumer == self.name, ProcessedEvent.event_id.in_(ids))
-        )
-        return set(rows)
+        now = utcnow()
+        rows = [{"consumer": self.name, "event_id": i, "processed_at": now} for i in dict.fromkeys(ids)]
+        insert_ = pg_insert if uow.session.bind.dialect.name == "postgresql" else sqlite_insert
+        table = ProcessedEvent.__table__
+        statement = insert_(table).on_conflict_do_nothing().returning(table.c.event_id)
+        return set((await uow.session.execute(statement, rows)).scalars())
 
     def _dead_letter(self, uow: UnitOfWork, record: ConsumerRecord, reason: str) -> None:
         headers = [[name, raw.decode(errors="replace")] for name, raw in record.headers or ()]

@@ -10,15 +10,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
+import pydantic_core
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, event, insert, inspect, select, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.envelope import Envelope, to_headers, to_value, wrap
 from contracts.events import Event
+from services.common.sqlite import sqlite_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -109,33 +111,23 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _json_text(value: Any) -> str:
+    return pydantic_core.to_json(value).decode()
+
+
+# JSON columns (the outbox's headers: one per event) through pydantic's Rust codec, 3-5x the stdlib's.
+JSON_CODEC = {"json_serializer": _json_text, "json_deserializer": pydantic_core.from_json}
+
+
 def create_engine(url: str, schema: str) -> AsyncEngine:
     url = normalise_url(url.replace("postgres://", "postgresql://", 1))
     if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-            dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN (savepoints need it)
-            cursor = dbapi_connection.cursor()
-            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL"):
-                cursor.execute(f"PRAGMA {pragma}")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(connection: Any) -> None:
-            # Take the write lock up front: a deferred transaction that upgrades later fails with
-            # "database is locked" without waiting, whatever busy_timeout says.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
+        return sqlite_engine(url, **JSON_CODEC)
     return create_async_engine(
         url,
         pool_pre_ping=True,
         connect_args={"server_settings": {"search_path": schema}},
+        **JSON_CODEC,
     )
 
 

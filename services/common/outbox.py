@@ -6,10 +6,10 @@ acknowledged by all in-sync replicas, and picks up where it left off after a res
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import OutboxMessage, utcnow
@@ -17,6 +17,7 @@ from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger("icc.outbox")
+outbox = OutboxMessage.__table__
 
 
 class OutboxRelay:
@@ -46,18 +47,22 @@ class OutboxRelay:
         producer: AIOKafkaProducer | None = None
         backoff = Backoff(cap=self._settings.retry_max_seconds)
         outage = False
+        acked: list[int] = []  # positions the broker has acknowledged, to mark in the next transaction
         try:
             while True:
                 try:
                     if producer is None:
                         producer = self._producer_factory()
                         await producer.start()
-                    sent = await self.publish_pending(producer)
+                    rows = await self._mark_and_take(acked)
+                    acked = []
+                    if rows:
+                        acked = await self._send(producer, rows)
                     if outage:
                         log.info("kafka reachable again; outbox relay resumed")
                         outage = False
                     backoff.reset()
-                    if sent < self._settings.relay_batch_size:
+                    if not rows:
                         await self._idle()
                 except asyncio.CancelledError:
                     raise
@@ -87,38 +92,44 @@ class OutboxRelay:
             pass
         self._wake.clear()
 
-    async def publish_pending(self, producer: AIOKafkaProducer) -> int:
-        async with self._sessions() as session:
+    async def _mark_and_take(self, acked: list[int]) -> Sequence[Row]:
+        """One transaction: mark what the broker acknowledged as published, and read the next batch
+        (in order). Clearing the wake-up first means a commit from now on wakes the next round."""
+        self._wake.clear()
+        async with self._sessions() as session, session.begin():
+            if acked:
+                if session.bind.dialect.name == "postgresql":
+                    # A mark lost in a server crash only re-sends rows (consumers dedupe): no need
+                    # to wait for the WAL flush, ~3 ms before the next batch can go out.
+                    await session.execute(text("SET LOCAL synchronous_commit = off"))
+                await session.execute(update(outbox).where(outbox.c.position.in_(acked)).values(published_at=utcnow()))
             rows = (
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.published_at.is_(None))
-                    .order_by(OutboxMessage.position)
+                await session.execute(
+                    select(outbox.c.position, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.position)
                     .limit(self._settings.relay_batch_size)
                 )
             ).all()
-        if not rows:
-            return 0
+        if acked:
+            self.published_total += len(acked)
+            log.debug("outbox published", extra={"count": len(acked)})
+        return rows
+
+    async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Row]) -> list[int]:
         # Queue every record first, then wait for all acks: one round trip per batch, order kept per key.
+        physical = self._settings.physical_topic
         deliveries = [
             await producer.send(
-                self._settings.physical_topic(row.topic),
-                value=row.value,
-                key=row.key.encode() if row.key is not None else None,
-                headers=[(name, value.encode()) for name, value in row.headers],
+                physical(topic),
+                value=value,
+                key=key.encode() if key is not None else None,
+                headers=[(name, text.encode()) for name, text in headers],
             )
-            for row in rows
+            for _, topic, key, value, headers in rows
         ]
         await asyncio.gather(*deliveries)
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.position.in_([row.position for row in rows]))
-                .values(published_at=utcnow())
-            )
-        self.published_total += len(rows)
-        log.debug("outbox published", extra={"count": len(rows)})
-        return len(rows)
+        return [row[0] for row in rows]
 
 
 async def _close_quietly(producer: AIOKafkaProducer) -> None:

@@ -54,11 +54,13 @@ class ServiceRuntime:
         return self.uow_class(self.sessions, self.settings.service, self.relay.wake)
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+# async on purpose: FastAPI runs a plain-def dependency on a worker thread, a thread hand-off per
+# request that costs more than the dependency itself.
+async def get_runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
-def get_unit_of_work(request: Request) -> UnitOfWork:
+async def get_unit_of_work(request: Request) -> UnitOfWork:
     return request.app.state.runtime.unit_of_work()
 
 

@@ -193,9 +193,14 @@ class Changes:
 class Members(Keyed[Member]):
     def __init__(self, session) -> None:
         super().__init__(session, Member, members.c.city_id)
+        self.new: list[Member] = []  # inserted at commit (see FinanceUnitOfWork.commit)
 
     async def all(self) -> list[Member]:
         return list(await self.session.scalars(select(Member).order_by(members.c.name, members.c.city_id)))
+
+    def add(self, member: Member) -> None:
+        self.new.append(member)
+        self._loaded[member.city_id] = member
 
     def name(self, city_id: UUID | None) -> str:
         member = self._loaded.get(city_id) if city_id else None
@@ -207,9 +212,17 @@ class Invoices(Keyed[Invoice]):
         super().__init__(session, Invoice, invoices.c.id)
         self._contributions: dict[tuple[UUID, int], Invoice] = {}
         self._cities_loaded: set[UUID] = set()
+        self.new: list[Invoice] = []  # inserted at commit (see FinanceUnitOfWork.commit)
+        self.new_payments: list[dict[str, Any]] = []  # inserted in bulk at commit, like the ledger
+        self.new_credit_notes: list[dict[str, Any]] = []
+
+    def fresh(self, invoice_id: UUID) -> None:
+        """An id just made up in this transaction: nothing can have it yet, so no query will look for it."""
+        self._loaded.setdefault(invoice_id, None)
 
     def add(self, invoice: Invoice) -> None:
-        super().add(invoice)
+        self.new.append(invoice)
+        self._loaded[invoice.id] = invoice
         if invoice.kind == "contribution":
             self._contributions[(invoice.city_id, invoice.year)] = invoice
 
@@ -244,10 +257,10 @@ class Invoices(Keyed[Invoice]):
         return await self.session.scalar(query) is not None
 
     async def add_payment(self, **row: Any) -> None:
-        await self.session.execute(insert(payments), [row])
+        self.new_payments.append(row)
 
     async def add_credit_note(self, **row: Any) -> None:
-        await self.session.execute(insert(credit_notes), [row])
+        self.new_credit_notes.append(row)
 
 
 class Lines:
@@ -376,25 +389,36 @@ class FinanceUnitOfWork(UnitOfWork):
             {"event_id": str(event_id) if event_id else None, "type": type_, "occurred_at": occurred_at, "summary": summary[:500]}
         )
 
+    def _rows(self) -> list[tuple[Table, list[Any]]]:
+        """What this transaction inserts at commit, per table: the batch's new members and invoices
+        (the objects, read at commit so that later changes in the transaction count), and its
+        ledger, feed, payment and credit note rows."""
+        return [(members, self.members.new), (invoices, self.invoices.new), (ledger, self._ledger),
+                (activity, self._activity), (payments, self.invoices.new_payments), (credit_notes, self.invoices.new_credit_notes)]
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        pending = len(self._ledger), len(self._activity)
+        pending = [len(rows) for _, rows in self._rows()]
         try:
             async with super().savepoint():
                 yield
         except BaseException:
-            del self._ledger[pending[0]:]
-            del self._activity[pending[1]:]
+            for (_, rows), keep in zip(self._rows(), pending):
+                del rows[keep:]
             raise
 
     async def commit(self) -> None:
-        # Like the outbox: the batch's ledger and feed rows go in as one multi-row INSERT each.
-        if self._ledger:
-            await self.session.execute(insert(ledger), self._ledger)
-            self._ledger = []
-        if self._activity:
-            await self.session.execute(insert(activity), self._activity)
-            self._activity = []
+        # One multi-row INSERT per table, not one statement (and one autoflush) per event. New
+        # members and invoices go in the same way: the ORM would only track objects nobody reloads
+        # in this transaction (the repositories keep them), at several times the cost.
+        for table, rows in self._rows():
+            if rows:
+                if table is members or table is invoices:  # the objects' own values, past the instrumentation
+                    keys = table.columns.keys()
+                    rows = [{key: values[key] for key in keys} for values in (vars(thing) for thing in rows)]
+                await self.session.execute(insert(table), rows)
+        for _, rows in self._rows():
+            rows.clear()
         await super().commit()
         if changes := self.session.info.get("finance_changes"):
             changes.notify()

@@ -47,6 +47,7 @@ async def issue_contribution(uow: FinanceUnitOfWork, member: Member, year: int, 
     if await uow.invoices.contribution(member.city_id, year) is not None:
         return None
     invoice = Invoice.contribution(member.city_id, year, issued_on)
+    uow.invoices.fresh(invoice.id)
     await record(uow, invoice.issued())
     return invoice
 
@@ -158,6 +159,7 @@ async def on_expert_visit_claimed(event: ExpertVisitClaimed, uow: FinanceUnitOfW
     await decide(uow, event.claim_id, event.coe_funded, "expert_visits", event.visit_date.year)
     if event.recharged > 0:  # a non-European city bears its expert visit: finance invoices it
         invoice = Invoice.new(event.city_id, "expert_visit_recharge", event.visit_date.year, event.recharged, today())
+        uow.invoices.fresh(invoice.id)
         await record(uow, invoice.issued())
 
 

@@ -1,6 +1,7 @@
 """The consumer machinery against a real database (SQLite and PostgreSQL), records built by hand:
 duplicates, poison, a failing handler, and the uniqueness that backs the contribution rule."""
 
+import asyncio
 import itertools
 from datetime import date
 from uuid import UUID, uuid4
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.envelope import to_headers, to_value, wrap
 from contracts.events import CityApplied, CityJoined, CityLeft
+from services.common.consumer import EventConsumer
 from services.common.db import OutboxMessage, ProcessedEvent
 from services.finance import handlers as finance_handlers
 from services.finance.app import build_app
@@ -116,3 +118,33 @@ async def test_the_database_refuses_a_second_contribution_for_the_same_city_and_
         session.add(Invoice.contribution(city, 2026, date(2026, 1, 2)))
         with pytest.raises(IntegrityError):
             await session.commit()
+
+
+async def test_a_batch_of_events_seen_before_and_new_ones_applies_only_the_new(finance) -> None:
+    a, b, c, d = (record(joined()) for _ in range(4))
+    await finance.consumer.apply([a, b])
+    outcome = await finance.consumer.apply([b, c, a, d, c])
+    assert (outcome.applied, outcome.duplicates) == (2, 3)
+    assert await count(finance, Invoice) == 4
+    assert await count(finance, ProcessedEvent, ProcessedEvent.consumer == "finance") == 4
+
+
+async def test_two_deliveries_of_the_same_batch_at_once_apply_it_once(finance) -> None:
+    """A rebalance can hand one batch to two consumers while the first is still applying it: the
+    INSERT ... ON CONFLICT DO NOTHING of the second waits for the first's commit, then finds every
+    event taken (on PostgreSQL, row locks on the unique index; on SQLite, the writer lock)."""
+    batch = [record(joined()) for _ in range(200)]
+    first, second = await asyncio.gather(finance.consumer.apply(batch), finance.consumer.apply(batch))
+    assert sorted([(first.applied, first.duplicates), (second.applied, second.duplicates)]) == [(0, 200), (200, 0)]
+    assert await count(finance, Invoice) == 200
+    assert await count(finance, OutboxMessage) == 200
+
+
+async def test_what_one_consumer_applied_another_consumer_still_applies(finance) -> None:
+    event = record(joined())
+    other = EventConsumer("finance-replica-check", finance.consumer.handlers, finance.unit_of_work)
+    assert (await finance.consumer.apply([event])).applied == 1
+    assert (await other.apply([event])).applied == 1  # processed events are per consumer
+    assert (await other.apply([event])).duplicates == 1
+    assert await count(finance, Invoice) == 1  # the contribution rule still holds
+    assert await count(finance, ProcessedEvent) == 2
