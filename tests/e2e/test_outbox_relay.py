@@ -11,6 +11,7 @@ from contracts.envelope import to_headers, to_value, wrap
 from contracts.events import CityJoined
 from contracts.topics import Topic
 from services.common.db import OutboxMessage
+from services.common.kafka import client_args
 from tests.support import consumed, eventually, header, read_topic, running
 
 KEYS = [f"aggregate-{i}" for i in range(7)]
@@ -54,7 +55,7 @@ async def test_the_relay_publishes_in_order_and_after_a_restart_resends_only_wha
         await write_outbox(second_life, 1200, 300)
         await eventually(lambda: drained(second_life), timeout=60, what="the outbox drained after the restart")
 
-    records = await read_topic(platform.bootstrap, topic, at_least=1600, timeout=60)
+    records = await read_topic(platform.kafka, topic, at_least=1600, timeout=60)
     numbers = [int(header(r, "n")) for r in records]
     assert sorted(set(numbers)) == list(range(1500))  # nothing lost
     assert sorted(n for n in set(numbers) if numbers.count(n) > 1) == list(range(1100, 1200))  # only those re-sent
@@ -67,7 +68,7 @@ async def test_the_relay_publishes_while_the_consumer_works_through_a_backlog(pl
     """SQLite has one writer at a time; a consumer applying batch after batch must not starve the
     relay (InvoiceIssued frozen, then a burst): it gets its turn at the lock between two batches."""
     backlog = 4000
-    producer = AIOKafkaProducer(bootstrap_servers=platform_sqlite.bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**client_args(platform_sqlite.kafka), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         sends = []
