@@ -170,7 +170,12 @@ class RegistrationFundingChanged(Event):
 
 
 class TravelClaimed(Event):
-    """A delegate's claim, decided by travel's rules. Finance commits `coe_funded` on `budget_line`."""
+    """A delegate's claim, decided by travel's rules. Finance commits `coe_funded` on `budget_line`.
+
+    A rejected claim may be resubmitted: the new version is a new claim (its own `claim_id`, decided
+    like any claim) that names the rejected one in `supersedes`; `claim_version` counts them (1, 2,
+    ...). (Not `version`: that is the schema's version, `ce_schemaversion`.) Both fields are absent
+    from events published before they existed: read them as None and 1."""
 
     topic = Topic.CLAIMS
     key_field = "claim_id"
@@ -185,6 +190,42 @@ class TravelClaimed(Event):
     city_borne: Money
     submitted_on: date
     event_year: int  # the budget year: the year the event starts
+    supersedes: UUID | None = None  # the rejected claim this version replaces
+    claim_version: int = 1
+
+
+class TravelClaimAmended(Event):
+    """A delegate amended a claim that finance had not finally decided: its amounts replace those
+    of the claim's `TravelClaimed` (or of its previous amendment). Same claim, same key, so it
+    reaches finance after the claim it amends.
+
+    Travel accepts an amendment while the claim is `submitted` or `held`, and keeps the claim's
+    funding (European or not on the event's first day, within the city's funded quota or not);
+    only the lines and their totals change. What finance does with it: re-decide the claim as if
+    it arrived now with these amounts. Release what the claim holds on `budget_line` for
+    `event_year` (its commitment, if finance approved it meanwhile, or its place among the held
+    claims), then commit `coe_funded` if the line's headroom covers it in full, else hold it, and
+    publish that decision as usual (`ReimbursementApproved` / `ReimbursementHeld`; an amount of
+    0.00 is approved at once). A claim finance has already paid or rejected is not re-decided:
+    the amendment crossed that decision, and travel follows finance's decision.
+
+    `previous_coe_funded` is what finance was told before; `amendment` counts the claim's
+    amendments (1, 2, ...)."""
+
+    topic = Topic.CLAIMS
+    key_field = "claim_id"
+    claim_id: UUID
+    registration_id: UUID
+    workshop_id: UUID
+    city_id: UUID
+    european: bool
+    budget_line: BudgetLine  # "delegate_travel"
+    coe_funded: Money
+    city_borne: Money
+    previous_coe_funded: Money
+    event_year: int
+    amended_on: date
+    amendment: int
 
 
 class ExpertVisitClaimed(Event):
@@ -207,6 +248,9 @@ class ExpertVisitClaimed(Event):
 
 
 class InvoiceIssued(Event):
+    """An invoice. `reason` is set on a manual invoice only: one finance issued by hand for a year
+    the rules did not bill (the rules never cancel it by themselves)."""
+
     topic = Topic.INVOICES
     key_field = "invoice_id"
     invoice_id: UUID
@@ -216,6 +260,17 @@ class InvoiceIssued(Event):
     amount: Money
     issued_on: date
     due_on: date
+    reason: str | None = None
+
+
+class ContributionRunCompleted(Event):
+    """The annual run invoiced every member of `year` (the first run for that year). From then on
+    a city whose joining reaches finance later is invoiced for `year` as well."""
+
+    topic = Topic.INVOICES
+    key_field = "year"
+    year: int
+    run_on: date
 
 
 class PaymentReceived(Event):
@@ -241,6 +296,46 @@ class CreditNoteIssued(Event):
     issued_on: date
 
 
+class PaymentReversed(Event):
+    """A payment recorded by mistake (wrong invoice, bounced transfer) is taken back, with a reason.
+    `from_invoice` comes off what the invoice shows paid, `from_credit` off the city's credit (what
+    the payment left as credit); they add up to `amount`. The payment itself stays on record."""
+
+    topic = Topic.INVOICES
+    key_field = "invoice_id"
+    payment_id: UUID  # the id of the payment's PaymentReceived event
+    invoice_id: UUID
+    city_id: UUID
+    amount: Money
+    from_invoice: Money
+    from_credit: Money
+    reason: str
+    reversed_on: date
+
+
+class CreditApplied(Event):
+    """Finance paid (part of) an invoice out of the city's credit."""
+
+    topic = Topic.INVOICES
+    key_field = "invoice_id"
+    invoice_id: UUID
+    city_id: UUID
+    amount: Money
+    applied_on: date
+
+
+class CreditRefunded(Event):
+    """Finance paid (part of) a city's credit back to it."""
+
+    topic = Topic.INVOICES
+    key_field = "city_id"
+    refund_id: UUID
+    city_id: UUID
+    amount: Money
+    reference: str
+    refunded_on: date
+
+
 class ReimbursementApproved(Event):
     """Finance committed the claim's CoE-funded amount on its budget line (amount 0: nothing to fund)."""
 
@@ -261,6 +356,23 @@ class ReimbursementHeld(Event):
     amount: Money
     budget_line: BudgetLine
     year: int
+    reason: str
+
+
+class ReimbursementReopened(Event):
+    """A claim finance had approved or held was amended (`TravelClaimAmended`): its commitment of
+    `amount` on `budget_line` for `year` is released, or its place among the held claims given up.
+    The claim now asks `coe_funded` (borne by the city: `city_borne`); the decision on it follows
+    (`ReimbursementApproved` or `ReimbursementHeld`)."""
+
+    topic = Topic.REIMBURSEMENTS
+    key_field = "claim_id"
+    claim_id: UUID
+    amount: Money
+    budget_line: BudgetLine
+    year: int
+    coe_funded: Money
+    city_borne: Money
     reason: str
 
 
@@ -309,3 +421,18 @@ class SpendingRecorded(Event):
     spent: Money
     reference: str
     recorded_on: date
+
+
+class SpendingReversed(Event):
+    """A spending entry recorded by mistake is reversed, with a reason: what it still held on its
+    line (`committed`, `spent`) is given back to the line's headroom. The entry stays on record."""
+
+    topic = Topic.BUDGETS
+    key_field = "year"
+    spending_id: UUID
+    year: int
+    budget_line: BudgetLine
+    committed: Money
+    spent: Money
+    reason: str
+    reversed_on: date
