@@ -17,26 +17,26 @@ def invoice() -> Invoice:
 
 def test_a_partial_payment_leaves_the_rest_outstanding_and_an_overpayment_becomes_credit() -> None:
     bill = invoice()
-    assert bill.pay(D("2000.00")) == (D("2000.00"), D("0.00"))
+    assert bill.apply_payment(D("2000.00")) == (D("2000.00"), D("0.00"))
     assert (bill.status(date(2026, 3, 2)), bill.outstanding) == ("partly_paid", D("3000.00"))
-    assert bill.pay(D("3500.00")) == (D("3000.00"), D("500.00"))
+    assert bill.apply_payment(D("3500.00")) == (D("3000.00"), D("500.00"))
     assert (bill.status(date(2026, 12, 31)), bill.outstanding) == ("paid", D("0.00"))
-    assert bill.pay(D("10.00")) == (D("0.00"), D("10.00"))  # nothing left to pay: all of it is credit
+    assert bill.apply_payment(D("10.00")) == (D("0.00"), D("10.00"))  # nothing left to pay: all of it is credit
 
 
 def test_a_credit_note_below_what_was_paid_turns_the_difference_into_credit() -> None:
     bill = invoice()
-    bill.pay(D("4000.00"))
-    assert bill.credit(D("1500.00")) == D("500.00")
+    bill.apply_payment(D("4000.00"))
+    assert bill.apply_credit_note(D("1500.00")) == D("500.00")
     assert (bill.paid, bill.net, bill.status(date(2026, 3, 2))) == (D("3500.00"), D("3500.00"), "paid")
-    assert bill.credit(D("3500.00")) == D("3500.00")
-    assert (bill.status(date(2026, 3, 2)), bill.creditable()) == ("cancelled", D("0.00"))
+    assert bill.apply_credit_note(D("3500.00")) == D("3500.00")
+    assert (bill.status(date(2026, 3, 2)), bill.creditable) == ("cancelled", D("0.00"))
 
 
 def test_an_unpaid_invoice_is_overdue_the_day_after_it_falls_due() -> None:
     bill = invoice()
     assert bill.status(date(2026, 4, 30)) == "issued" and bill.status(date(2026, 5, 1)) == "overdue"
-    bill.pay(D("1.00"))
+    bill.apply_payment(D("1.00"))
     assert bill.status(date(2026, 5, 1)) == "overdue"
 
 
