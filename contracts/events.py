@@ -249,7 +249,9 @@ class ExpertVisitClaimed(Event):
 
 class InvoiceIssued(Event):
     """An invoice. `reason` is set on a manual invoice only: one finance issued by hand for a year
-    the rules did not bill (the rules never cancel it by themselves)."""
+    the rules did not bill (the rules never cancel it by themselves). `replaces` names the
+    contribution of the same city and year that credit notes cancelled before this one was
+    issued (a year owed again after a corrected join date)."""
 
     topic = Topic.INVOICES
     key_field = "invoice_id"
@@ -261,6 +263,7 @@ class InvoiceIssued(Event):
     issued_on: date
     due_on: date
     reason: str | None = None
+    replaces: UUID | None = None
 
 
 class ContributionRunCompleted(Event):

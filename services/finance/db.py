@@ -27,7 +27,7 @@ from services.finance.domain import (
 
 mapper = registry()
 
-LIVE_CONTRIBUTION = "kind = 'contribution' AND credited < amount"
+FIRST = "00000000-0000-0000-0000-000000000000"  # stands for "replaces nothing" in the unique index
 
 members = Table(
     "members",
@@ -52,15 +52,17 @@ invoices = Table(
     Column("paid", Cents, nullable=False),
     Column("credited", Cents, nullable=False, server_default="0"),
     Column("reason", String(500)),
-    # At most one live contribution per city and year, whatever is replayed or run concurrently
-    # (one cancelled by credit notes in full no longer counts: the year may be invoiced again).
+    Column("replaces", Uuid),
+    # One contribution per city and year, whatever is replayed or run concurrently; a year owed
+    # again after its invoice was cancelled gets one more, which names the one it replaces.
     Index(
-        "uq_live_contribution_city_year",
+        "uq_contribution_city_year_replaces",
         "city_id",
         "year",
+        text(f"coalesce(replaces, '{FIRST}')"),
         unique=True,
-        sqlite_where=text(LIVE_CONTRIBUTION),
-        postgresql_where=text(LIVE_CONTRIBUTION),
+        sqlite_where=text("kind = 'contribution'"),
+        postgresql_where=text("kind = 'contribution'"),
     ),
 )
 
@@ -255,9 +257,6 @@ class Invoices(Keyed[Invoice]):
         await self.preload_contributions({city_id})
         return list(self._contributions[city_id])
 
-    async def contribution(self, city_id: UUID, year: int) -> Invoice | None:
-        """The city's live (not wholly cancelled) contribution for `year`."""
-        return next((i for i in await self.contributions_of(city_id) if i.year == year and not i.cancelled), None)
 
     async def get(self, invoice_id: UUID, *, lock: bool = False) -> Invoice | None:
         if lock:  # payments and credit notes on one invoice take turns (PostgreSQL; SQLite serialises writers)

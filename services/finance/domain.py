@@ -87,21 +87,29 @@ class Member:
         return sorted({year for year in (contribution_year(self.joined_on), *runs) if self.owes_contribution_for(year)})
 
     def contributions_not_owed(self, invoices: Iterable["Invoice"]) -> list["Invoice"]:
-        """Its live contribution invoices for years it no longer owes (it withdrew, its join date
-        was corrected). Manual invoices are finance's own decision: the rules leave them alone."""
+        """Its live contribution invoices for years it does not owe (after its join date was
+        corrected). Manual invoices are finance's own decision: the rules leave them alone."""
         return [i for i in invoices if not i.manual and not i.cancelled and not self.owes_contribution_for(i.year)]
 
-    def manual_contribution(self, year: int, reason: str, issued_on: date, existing: "Invoice | None") -> "Invoice":
+    def contribution(self, year: int, invoices: Iterable["Invoice"], issued_on: date, reason: str | None = None) -> "Invoice | None":
+        """Its contribution for `year`, unless one is live already (so replays change nothing).
+        A year whose invoice credit notes cancelled gets a new one that names it (`replaces`)."""
+        of_year = [i for i in invoices if i.kind == "contribution" and i.year == year]
+        if any(not i.cancelled for i in of_year):
+            return None
+        replaced = {i.replaces for i in of_year}
+        last = next((i.id for i in of_year if i.id not in replaced), None)
+        return Invoice.new(self.city_id, "contribution", year, CONTRIBUTION, issued_on, reason=reason, replaces=last)
+
+    def manual_contribution(self, year: int, reason: str, issued_on: date, invoices: Iterable["Invoice"]) -> "Invoice":
         """A contribution finance invoices by hand, for a year the rules did not bill."""
-        if existing is not None:
-            raise Conflict(
-                f"{self.name} already has a {year} contribution (invoice {existing.id}): at most one per city and year; "
-                "cancel it with a credit note first", code="already_invoiced",
-            )
         if self.joined_on > date(year, 12, 31) or (self.left_on is not None and self.left_on < date(year, 1, 1)):
             raise Conflict(f"{self.name} was not a member at any time in {year} (joined {self.joined_on}"
                            + (f", left {self.left_on})" if self.left_on else ")"), code="not_a_member_that_year", field="year")
-        return Invoice.new(self.city_id, "contribution", year, CONTRIBUTION, issued_on, reason=_reason(reason))
+        if (invoice := self.contribution(year, invoices, issued_on, _reason(reason))) is None:
+            raise Conflict(f"{self.name} already has a {year} contribution: at most one per city and year; "
+                           "cancel it with a credit note first", code="already_invoiced")
+        return invoice
 
 
 # --- invoices, payments, credit ---------------------------------------------------------------
@@ -119,16 +127,18 @@ class Invoice:
     paid: Decimal = field(default=ZERO)  # money applied to this invoice; any excess went to the city's credit
     credited: Decimal = field(default=ZERO)  # cancelled by credit notes
     reason: str | None = None  # set on manual invoices only
+    replaces: UUID | None = None  # the cancelled contribution of the same city and year it replaces
 
     @classmethod
     def contribution(cls, city_id: UUID, year: int, issued_on: date) -> "Invoice":
         return cls.new(city_id, "contribution", year, CONTRIBUTION, issued_on)
 
     @classmethod
-    def new(cls, city_id: UUID, kind: str, year: int, amount: Decimal, issued_on: date, reason: str | None = None) -> "Invoice":
+    def new(cls, city_id: UUID, kind: str, year: int, amount: Decimal, issued_on: date, reason: str | None = None,
+            replaces: UUID | None = None) -> "Invoice":
         return cls(
             id=uuid4(), city_id=city_id, kind=kind, year=year, amount=amount, issued_on=issued_on,
-            due_on=issued_on + PAYMENT_TERM, reason=reason,
+            due_on=issued_on + PAYMENT_TERM, reason=reason, replaces=replaces,
         )
 
     @property
@@ -169,7 +179,7 @@ class Invoice:
     def issued(self) -> InvoiceIssued:
         return InvoiceIssued(
             invoice_id=self.id, city_id=self.city_id, kind=self.kind, year=self.year, amount=self.amount,
-            issued_on=self.issued_on, due_on=self.due_on, reason=self.reason,
+            issued_on=self.issued_on, due_on=self.due_on, reason=self.reason, replaces=self.replaces,
         )
 
     # --- decisions

@@ -7,7 +7,6 @@ batch transaction and never commit; commands own their transaction.
 
 Rows are locked in one order everywhere: invoices (by id), then credits, then budget lines."""
 
-from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from uuid import UUID
@@ -76,19 +75,18 @@ async def invoice_contributions(uow: FinanceUnitOfWork, member: Member, years: l
     """Invoice the member for each of `years` it has no live contribution for yet (replays change nothing)."""
     issued = []
     for year in years:
-        if await uow.invoices.contribution(member.city_id, year) is None:
-            invoice = Invoice.contribution(member.city_id, year, issued_on)
+        if invoice := member.contribution(year, await uow.invoices.contributions_of(member.city_id), issued_on):
             await record(uow, invoice.issued())
             issued.append(invoice)
     return issued
 
 
-async def cancel_contributions_not_owed(uow: FinanceUnitOfWork, member: Member, on: date, reason: Callable[[int], str]) -> None:
-    """Credit notes for the contributions the member no longer owes, each saying why."""
+async def cancel_contributions_not_owed(uow: FinanceUnitOfWork, member: Member, on: date, reason: str) -> None:
+    """Credit notes for the contributions the member no longer owes (its join date was corrected)."""
     for invoice in member.contributions_not_owed(await uow.invoices.contributions_of(member.city_id)):
         invoice = await _invoice(uow, invoice.id)
         await uow.credits.of(invoice.city_id)
-        if note := invoice.cancellation(reason(invoice.year), on, await _administration(uow, invoice)):
+        if note := invoice.cancellation(reason, on, await _administration(uow, invoice)):
             await record(uow, note)
 
 
@@ -103,16 +101,13 @@ async def on_join_date_corrected(event: JoinDateCorrected, uow: FinanceUnitOfWor
     if (member := await uow.members.get(event.city_id)) is None:
         return  # finance never learnt that it joined: there is nothing to re-derive
     why = f"join date corrected from {event.previous_joined_on} to {event.joined_on}: {event.reason}"
-    await cancel_contributions_not_owed(uow, member, today(), lambda year: why)
+    await cancel_contributions_not_owed(uow, member, today(), why)
     await invoice_contributions(uow, member, member.contributions_due(await uow.runs.years()), today())
 
 
 async def on_city_left(event: CityLeft, uow: FinanceUnitOfWork) -> None:
+    # Invoices already issued stay due; the rules stop invoicing years it is not a member on 1 January.
     await consumed(uow, event)
-    if member := await uow.members.get(event.city_id):
-        await cancel_contributions_not_owed(
-            uow, member, today(), lambda year: f"withdrawal effective {event.effective_on}: not a member on 1 January {year}"
-        )
 
 
 async def run_contributions(uow: FinanceUnitOfWork, year: int, issued_on: date) -> tuple[list[Invoice], int]:
@@ -140,7 +135,7 @@ async def invoice_by_hand(uow: FinanceUnitOfWork, city_id: UUID, year: int, reas
     if (member := await uow.members.get(city_id)) is None:
         raise NotYetKnown(f"finance has not learnt that city {city_id} joined (yet): it invoices members only",
                           code="unknown_member", field="city_id")
-    invoice = member.manual_contribution(year, reason, issued_on, await uow.invoices.contribution(city_id, year))
+    invoice = member.manual_contribution(year, reason, issued_on, await uow.invoices.contributions_of(city_id))
     await record(uow, invoice.issued())
     await _commit_invoices(uow)
     return invoice

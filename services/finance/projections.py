@@ -90,7 +90,7 @@ async def invoice_issued(uow: FinanceUnitOfWork, e: InvoiceIssued, fact: Fact) -
         return summary
     uow.invoices.add(
         Invoice(id=e.invoice_id, city_id=e.city_id, kind=e.kind, year=e.year, amount=e.amount, issued_on=e.issued_on,
-                due_on=e.due_on, reason=e.reason)
+                due_on=e.due_on, reason=e.reason, replaces=e.replaces)
     )
     _ledger(uow, fact, e, "invoiced", e.amount, year=e.year, on=e.issued_on, invoice_kind=e.kind, city_id=e.city_id, ref=e.invoice_id)
     return summary + (f", by hand: {e.reason}" if e.reason else "")

@@ -51,7 +51,8 @@ cities = Table(
 signature_corrections = Table(
     "signature_corrections",
     mapper.metadata,
-    Column("id", Uuid, primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=True),  # the order they were made in
+    Column("id", Uuid, nullable=False, unique=True),
     Column("city_id", Uuid, ForeignKey("cities.id"), nullable=False, index=True),
     Column("document", String(40), nullable=False),
     Column("previous_signed_on", Date, nullable=False),
@@ -131,7 +132,7 @@ class CityRepository(Keyed[City]):
 
     async def corrections(self, city_id: UUID) -> list[SignatureCorrection]:
         query = select(SignatureCorrection).where(signature_corrections.c.city_id == city_id).order_by(
-            signature_corrections.c.corrected_on, signature_corrections.c.id)
+            signature_corrections.c.number)
         return list(await self.session.scalars(query))
 
 

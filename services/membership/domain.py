@@ -36,6 +36,7 @@ class SignatureCorrection:
     signed_on: date
     reason: str
     corrected_on: date
+    number: int | None = None  # the order corrections were made in
 
 
 @dataclass(eq=False)

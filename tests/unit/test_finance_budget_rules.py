@@ -74,6 +74,10 @@ def test_warnings_at_80_and_90_percent_of_what_is_available(used: str, pct: str,
     (date(2026, 10, 1), None, 2026, False),  # first invoiced for 2027
     (date(2026, 3, 1), date(2026, 12, 31), 2027, False),
     (date(2026, 3, 1), date(2027, 6, 30), 2027, True),  # a member for part of 2027: the year is due in full
+    (date(2026, 3, 1), date(2027, 1, 1), 2027, True),  # still a member on 1 January: its last day
+    (date(2026, 10, 1), date(2026, 12, 31), 2027, False),  # joined in October and gone before its first year
+    (date(2026, 10, 1), None, 2027, True),
+    (date(2027, 9, 30), None, 2027, True),  # the join year, before 1 October
     (date(2028, 1, 5), None, 2027, False),
 ])
 def test_who_owes_a_contribution_for_a_year(joined_on: date, left_on: date | None, year: int, owes: bool) -> None:

@@ -13,16 +13,18 @@ branch_labels = None
 depends_on = None
 
 CENTS = sa.BigInteger  # services.common.db.Cents stores integer cents
-LIVE_CONTRIBUTION = "kind = 'contribution' AND credited < amount"
+CONTRIBUTION = "kind = 'contribution'"
+FIRST = "00000000-0000-0000-0000-000000000000"
 
 
 def upgrade() -> None:
     op.add_column("invoices", sa.Column("reason", sa.String(500)))
-    # A contribution cancelled in full no longer blocks invoicing its year again.
+    op.add_column("invoices", sa.Column("replaces", sa.Uuid))
+    # A year owed again after its contribution was cancelled gets one more invoice, naming the one it replaces.
     op.drop_index("uq_contribution_city_year", table_name="invoices")
     op.create_index(
-        "uq_live_contribution_city_year", "invoices", ["city_id", "year"], unique=True,
-        sqlite_where=sa.text(LIVE_CONTRIBUTION), postgresql_where=sa.text(LIVE_CONTRIBUTION),
+        "uq_contribution_city_year_replaces", "invoices", ["city_id", "year", sa.text(f"coalesce(replaces, '{FIRST}')")],
+        unique=True, sqlite_where=sa.text(CONTRIBUTION), postgresql_where=sa.text(CONTRIBUTION),
     )
     op.add_column("payments", sa.Column("reversed_on", sa.Date))
     op.add_column("payments", sa.Column("reversal_reason", sa.String(500)))
@@ -55,10 +57,11 @@ def downgrade() -> None:
                 batch.drop_column(column)
     op.drop_table("contribution_runs")
     op.drop_table("credits")
-    op.drop_index("uq_live_contribution_city_year", table_name="invoices")
+    op.drop_index("uq_contribution_city_year_replaces", table_name="invoices")
+    with op.batch_alter_table("invoices") as batch:
+        batch.drop_column("replaces")
+        batch.drop_column("reason")
     op.create_index(
         "uq_contribution_city_year", "invoices", ["city_id", "year"], unique=True,
-        sqlite_where=sa.text("kind = 'contribution'"), postgresql_where=sa.text("kind = 'contribution'"),
+        sqlite_where=sa.text(CONTRIBUTION), postgresql_where=sa.text(CONTRIBUTION),
     )
-    with op.batch_alter_table("invoices") as batch:
-        batch.drop_column("reason")

@@ -20,7 +20,8 @@ def upgrade() -> None:
     op.create_index("ix_cities_joined_on", "cities", ["joined_on"])
     op.create_table(
         "signature_corrections",
-        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("number", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.Uuid, nullable=False, unique=True),
         sa.Column("city_id", sa.Uuid, sa.ForeignKey("cities.id"), nullable=False),
         sa.Column("document", sa.String(40), nullable=False),
         sa.Column("previous_signed_on", sa.Date, nullable=False),
