@@ -199,7 +199,7 @@ class QueueEntry(BaseModel):
 class AnalysisRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"analyst": "M. Rossi, ICC secretariat"}]})
 
-    analyst: str | None = Field(default=None, max_length=200)
+    analyst: Text | None = Field(default=None, max_length=200)
 
 
 class AreaScore(BaseModel):
@@ -314,7 +314,7 @@ class ProfileRequest(BaseModel):
     )
 
     summary: Text = Field(max_length=20_000, description="the intercultural profile, or its summary")
-    url: str | None = Field(default=None, max_length=500, description="where the full report is published")
+    url: Text | None = Field(default=None, max_length=500, description="where the full report is published")
     recorded_on: date = Field(description="not before the visit, nor in the future")
 
 

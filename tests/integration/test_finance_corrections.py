@@ -364,6 +364,7 @@ async def test_refused_corrections_write_nothing(finance) -> None:
         (f"/spending/{uuid4()}/reversal", {"reason": "x"}),
         ("/invoices", {"city_id": str(uuid4()), "year": YEAR, "reason": "   "}),
         (f"/credits/{uuid4()}/refunds", {"reference": "R", "amount": "1E+3"}),
+        (f"/invoices/{uuid4()}/payments", {"amount": "1.00", "paid_on": TODAY.isoformat(), "reference": "B\x00-1"}),
     ]:
         response = await client.post(path, json=body)
         assert 400 <= response.status_code < 500, (path, response.text)

@@ -98,7 +98,7 @@ async def test_corrections_that_would_unmake_a_member_or_correct_nothing_are_ref
 
 @pytest.mark.parametrize(("field", "value"), [
     ("population", 10**12), ("population", 0), ("population", 10**40), ("foreign_born_share", "NaN"),
-    ("foreign_born_share", "0.123456"), ("foreign_born_share", "1E+3"), ("name", "   "), ("country", "ZZ"), ("contact", "x" * 301),
+    ("foreign_born_share", "0.123456"), ("foreign_born_share", "1E+3"), ("name", "   "), ("name", "Os\x00lo"), ("country", "ZZ"), ("contact", "x" * 301),
 ])
 async def test_bad_numbers_and_text_in_an_application_are_a_422_naming_the_field(membership, field, value) -> None:
     client, runtime = membership
