@@ -45,7 +45,8 @@ async def test_a_city_joins_its_delegate_registers_it_withdraws_and_a_new_regist
         seat = answers[-1].json()
         assert (seat["status"], seat["funded"], seat["city_name"]) == ("registered", True, "Ghent")
 
-        left = await membership.post(f"/cities/{city['id']}/withdrawal", json={"effective_on": str(today())})
+        # A member up to and including its effective date: effective yesterday, it has left today.
+        left = await membership.post(f"/cities/{city['id']}/withdrawal", json={"effective_on": str(today() - timedelta(days=1))})
         assert left.json()["status"] == "left"
 
         async def knows_it_left():
