@@ -230,7 +230,7 @@ async def on_travel_claimed(event: TravelClaimed, uow: FinanceUnitOfWork) -> Non
 async def on_travel_claim_amended(event: TravelClaimAmended, uow: FinanceUnitOfWork) -> None:
     """Re-decide the claim as if it arrived now: release what it holds, then commit or hold the new amount."""
     if (claim := await uow.claims.get(event.claim_id)) is None:
-        raise LookupError(f"claim {event.claim_id} is amended, but finance never received it")
+        raise NotFound(f"claim {event.claim_id} is amended, but finance never received it", code="no_claim")
     await consumed(uow, event)
     if (reopened := claim.reopening(event)) is None:
         return  # it crossed a payment or a rejection: finance's decision stands
