@@ -63,7 +63,7 @@ async def _release_administration(uow: FinanceUnitOfWork, *invoices: Invoice) ->
 async def _commit_invoices(uow: FinanceUnitOfWork) -> None:
     try:
         await uow.commit()
-    except IntegrityError:  # the unique index on live contributions: a run or a join got there first
+    except IntegrityError:  # one contribution per city and year: a run or a join got there first
         raise Conflict("the city has just been invoiced for that year by another request; look again",
                        code="already_invoiced") from None
 
