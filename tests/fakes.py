@@ -1,8 +1,5 @@
-"""Fakes for unit tests of handlers: a unit of work and repositories in memory, no database.
-
-A handler takes its unit of work as an argument, so a test hands it one of these: the handler
-runs its rules for real, and the test reads what it emitted and whether it committed. Each
-service's test module adds the repositories its handlers use (its `FakeUnitOfWork` subclass)."""
+"""Fakes for driving handlers without a database (cosmicpython's FakeUnitOfWork): repositories are
+dicts, and what a handler publishes is kept, in order, once it commits."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,12 +21,18 @@ class FakeSession:
         pass
 
 
-class InMemory(Generic[T]):
-    """Rows by key, like services.common.db.Keyed: `get` answers None for an unknown key."""
+class FakeKeyed(Generic[T]):
+    """The fake of `services.common.db.Keyed`: rows by the attribute `key`."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *rows: T) -> None:
         self.key = key
-        self.rows: dict[Any, T] = {}
+        self.rows: dict[Any, T] = {getattr(row, key): row for row in rows}
+
+    async def preload(self, keys: set[Any]) -> None:
+        pass
+
+    async def get(self, key: Any, *, for_update: bool = False) -> T | None:
+        return self.rows.get(key)
 
     def add(self, row: T) -> None:
         self.rows[getattr(row, self.key)] = row
@@ -38,53 +41,51 @@ class InMemory(Generic[T]):
         self.add(row)
         return row
 
-    async def get(self, key: Any) -> T | None:
-        return self.rows.get(key)
-
-    async def preload(self, keys: set[Any]) -> None:
-        pass
-
     def loaded(self) -> list[T]:
         return list(self.rows.values())
 
 
 class FakeUnitOfWork:
-    """A unit of work in memory. What a handler emits counts once it commits (`committed`); a
-    refusal raised before the commit leaves nothing emitted."""
+    """Subclass it with a service's fake repositories as attributes. `published`: the events of
+    every commit, in order; what is emitted and not committed is lost, as with the real one."""
 
     service = "fake"
 
     def __init__(self) -> None:
         self.session = FakeSession()
-        self.committed: list[Event] = []
+        self.published: list[Event] = []
         self.commits = 0
         self.correlation_id: Any = None
-        self.cause: Envelope | None = None
+        self.cause: Any = None
         self._pending: list[Event] = []
 
     async def __aenter__(self) -> "FakeUnitOfWork":
-        self._pending = []
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._pending = []  # a rollback: what was not committed is gone
+        self._pending = []
+
+    async def prefetch(self, events: list[Event]) -> None:
+        pass
 
     def emit(self, event: Event, correlation_id: Any = None) -> Envelope:
         self._pending.append(event)
         return wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id)
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        pending = len(self._pending)
+        try:
+            yield
+        except BaseException:
+            del self._pending[pending:]
+            raise
+
     async def commit(self) -> None:
-        self.committed += self._pending
+        self.published += self._pending
         self._pending = []
         self.commits += 1
 
-    async def prefetch(self, events: list[Event]) -> None:
-        pass
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        yield
-
-    def emitted(self, *types: type[Event]) -> list[Event]:
-        """What it committed, optionally only of some types, in order."""
-        return [e for e in self.committed if not types or isinstance(e, types)]
+    def published_of(self, *types: type[Event]) -> list[Event]:
+        """The committed events of these types, in order."""
+        return [event for event in self.published if isinstance(event, types)]

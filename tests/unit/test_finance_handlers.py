@@ -15,13 +15,13 @@ from contracts.events import (
 from services.common.refusals import Conflict, NotYetKnown
 from services.finance import handlers
 from services.finance.domain import LINES, ZERO, BudgetLine, Claim, Credit, Invoice, Payment, Spending
-from tests.fakes import FakeUnitOfWork, InMemory
+from tests.fakes import FakeUnitOfWork, FakeKeyed
 
 D = Decimal
 ON = date(2026, 11, 30)
 
 
-class FakeInvoices(InMemory[Invoice]):
+class FakeInvoices(FakeKeyed[Invoice]):
     def __init__(self) -> None:
         super().__init__("id")
         self.credit_notes: list[dict] = []
@@ -39,12 +39,12 @@ class FakeInvoices(InMemory[Invoice]):
         self.credit_notes.append(row)
 
 
-class FakePayments(InMemory[Payment]):
+class FakePayments(FakeKeyed[Payment]):
     async def of_invoice(self, invoice_id: UUID) -> list[Payment]:
         return [p for p in self.rows.values() if p.invoice_id == invoice_id]
 
 
-class FakeMembers(InMemory):
+class FakeMembers(FakeKeyed):
     async def all(self) -> list:
         return sorted(self.rows.values(), key=lambda m: m.name)
 
@@ -97,7 +97,7 @@ class FakeRuns:
         self.done.add(year)
 
 
-class FakeClaims(InMemory[Claim]):
+class FakeClaims(FakeKeyed[Claim]):
     async def held_on(self, year: int, line: str) -> list[Claim]:
         held = [c for c in self.rows.values() if (c.year, c.budget_line, c.status) == (year, line, "held")]
         return sorted(held, key=lambda c: c.held_since)
@@ -110,7 +110,7 @@ class FakeFinance(FakeUnitOfWork):
         super().__init__()
         self.members, self.invoices, self.payments = FakeMembers("city_id"), FakeInvoices(), FakePayments("id")
         self.credits, self.runs, self.lines = FakeCredits(), FakeRuns(), FakeLines()
-        self.claims, self.spendings = FakeClaims("claim_id"), InMemory[Spending]("id")
+        self.claims, self.spendings = FakeClaims("claim_id"), FakeKeyed[Spending]("id")
         self.ledger: list[dict] = []
 
     def record_ledger(self, **row) -> None:
@@ -139,11 +139,11 @@ def years(uow: FakeFinance, city_id) -> list[tuple[int, bool]]:
 async def test_a_join_that_reaches_finance_after_a_run_for_a_later_year_is_invoiced_for_both_years() -> None:
     uow = FakeFinance()
     issued, already = await handlers.run_contributions(uow, 2027, ON)
-    assert (issued, already) == ([], 0) and uow.emitted(ContributionRunCompleted)
+    assert (issued, already) == ([], 0) and uow.published_of(ContributionRunCompleted)
     city = joined(date(2026, 3, 1))
     await consume(uow, city)
     assert years(uow, city.city_id) == [(2026, False), (2027, False)]
-    assert [e.year for e in uow.emitted(InvoiceIssued)] == [2026, 2027]
+    assert [e.year for e in uow.published_of(InvoiceIssued)] == [2026, 2027]
 
 
 async def test_a_corrected_join_date_cancels_the_year_no_longer_owed_and_invoices_the_new_one() -> None:
@@ -153,7 +153,7 @@ async def test_a_corrected_join_date_cancels_the_year_no_longer_owed_and_invoice
     await consume(uow, JoinDateCorrected(city_id=city.city_id, joined_on=date(2026, 10, 2), previous_joined_on=date(2026, 3, 1),
                                          european=True, reason="typed March for October"))
     assert years(uow, city.city_id) == [(2026, True), (2027, False)]
-    [note] = uow.emitted(CreditNoteIssued)
+    [note] = uow.published_of(CreditNoteIssued)
     assert note.amount == D("5000.00") and note.reason.endswith("typed March for October")
 
 
@@ -165,7 +165,7 @@ async def test_an_overpayment_reversed_takes_its_credit_back_and_a_second_revers
     _, payment = await handlers.pay_invoice(uow, invoice.id, D("5200.00"), ON, "B-1")
     assert (payment.applied, (await uow.credits.of(city.city_id)).balance) == (D("5000.00"), D("200.00"))
     await handlers.reverse_payment(uow, payment.id, "bounced", ON)
-    [reversed_] = uow.emitted(PaymentReversed)
+    [reversed_] = uow.published_of(PaymentReversed)
     assert (reversed_.from_invoice, reversed_.from_credit) == (D("5000.00"), D("200.00"))
     assert (invoice.paid, (await uow.credits.of(city.city_id)).balance) == (ZERO, ZERO)
     commits = uow.commits
@@ -181,10 +181,10 @@ async def test_nothing_coe_funded_is_nothing_to_pay_and_the_refusal_emits_nothin
                           submitted_on=ON, event_year=2026)
     await consume(uow, claim)
     assert (await uow.claims.get(claim.claim_id)).status == "approved"
-    before = list(uow.committed)
+    before = list(uow.published)
     with pytest.raises(Conflict, match="nothing to pay"):
         await handlers.pay_claim(uow, claim.claim_id, ON, None)
-    assert uow.committed == before
+    assert uow.published == before
 
 
 async def test_an_amended_claim_releases_its_commitment_and_is_held_behind_the_queue_when_it_no_longer_fits() -> None:
@@ -203,7 +203,7 @@ async def test_an_amended_claim_releases_its_commitment_and_is_held_behind_the_q
                                    city_id=first.city_id, european=True, budget_line="delegate_travel", coe_funded="450.00",
                                    city_borne="0.00", previous_coe_funded="400.00", event_year=2026, amended_on=ON, amendment=1)
     await consume(uow, amendment)
-    decisions = [(type(e).__name__, e.claim_id, e.amount) for e in uow.emitted(ReimbursementReopened, ReimbursementApproved,
+    decisions = [(type(e).__name__, e.claim_id, e.amount) for e in uow.published_of(ReimbursementReopened, ReimbursementApproved,
                                                                                 ReimbursementHeld)][3:]
     # as if it arrived now: the 200 waiting before it goes first, then the 450 no longer fits
     assert decisions == [("ReimbursementReopened", first.claim_id, D("400.00")), ("ReimbursementHeld", first.claim_id, D("450.00")),
@@ -244,7 +244,7 @@ async def test_a_payment_on_a_cancelled_invoice_is_refused_before_anything_is_em
     await consume(uow, city)
     [invoice] = uow.invoices.rows.values()
     await handlers.credit_invoice(uow, invoice.id, D("5000.00"), "withdrawn before the year began", ON)
-    before = list(uow.committed)
+    before = list(uow.published)
     with pytest.raises(Conflict, match="cancelled"):
         await handlers.pay_invoice(uow, invoice.id, D("10.00"), ON, "B-9")
-    assert uow.committed == before and not uow.emitted(PaymentReceived)
+    assert uow.published == before and not uow.published_of(PaymentReceived)

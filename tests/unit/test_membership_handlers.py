@@ -11,12 +11,12 @@ from contracts.events import CityApplied, CityJoined, CityLeft, JoinDateCorrecte
 from services.common.refusals import Conflict, Invalid, NotFound
 from services.membership import handlers
 from services.membership.domain import City, CityStatus, ExpertVisit, SignatureCorrection
-from tests.fakes import FakeUnitOfWork, InMemory
+from tests.fakes import FakeUnitOfWork, FakeKeyed
 
 TODAY = date(2026, 11, 30)
 
 
-class FakeCities(InMemory[City]):
+class FakeCities(FakeKeyed[City]):
     def __init__(self) -> None:
         super().__init__("id")
         self.corrections: list[SignatureCorrection] = []
@@ -30,7 +30,7 @@ class FakeCities(InMemory[City]):
         self.corrections.append(correction)
 
 
-class FakeVisits(InMemory[ExpertVisit]):
+class FakeVisits(FakeKeyed[ExpertVisit]):
     async def of(self, city_id: UUID, visit_id: UUID) -> ExpertVisit:
         visit = self.rows.get(visit_id)
         if visit is None or visit.city_id != city_id:
@@ -55,8 +55,8 @@ async def member(uow: FakeMembership, country: str = "NO", statement: date = dat
 async def test_a_city_joins_on_the_later_signature_and_each_fact_is_committed_with_its_change() -> None:
     uow = FakeMembership()
     city = await member(uow)
-    assert [type(e) for e in uow.emitted()] == [CityApplied, CityJoined]
-    assert uow.emitted(CityJoined)[0].joined_on == date(2026, 3, 1) == city.joined_on
+    assert [type(e) for e in uow.published] == [CityApplied, CityJoined]
+    assert uow.published_of(CityJoined)[0].joined_on == date(2026, 3, 1) == city.joined_on
     assert uow.commits == 3
 
 
@@ -66,7 +66,7 @@ async def test_a_signature_dated_in_the_future_is_refused_before_anything_is_emi
     with pytest.raises(Invalid, match="in the future") as refused:
         await handlers.sign_statement_of_intent(uow, city.id, date(2026, 12, 1), TODAY)
     assert refused.value.field == "signed_on" and city.statement_signed_on is None
-    assert [type(e) for e in uow.emitted()] == [CityApplied]
+    assert [type(e) for e in uow.published] == [CityApplied]
 
 
 async def test_a_corrected_signature_moves_the_join_date_and_european_and_is_kept() -> None:
@@ -74,7 +74,7 @@ async def test_a_corrected_signature_moves_the_join_date_and_european_and_is_kep
     city = await member(uow, country="RU", statement=date(2022, 3, 1), agreement=date(2022, 3, 10))
     assert city.european
     await handlers.correct_signature(uow, city.id, "financial_agreement", date(2022, 3, 20), "typo in the day", TODAY)
-    [corrected] = uow.emitted(JoinDateCorrected)
+    [corrected] = uow.published_of(JoinDateCorrected)
     assert (corrected.joined_on, corrected.previous_joined_on, corrected.european) == (date(2022, 3, 20), date(2022, 3, 10), False)
     [kept] = uow.cities.corrections
     assert (kept.document, kept.previous_signed_on, kept.signed_on, kept.reason) == (
@@ -86,14 +86,14 @@ async def test_a_correction_on_an_applicant_is_refused() -> None:
     city = await handlers.apply_for_membership(uow, "Oslo", "NO", 700_000, None, date(2026, 1, 5))
     with pytest.raises(Conflict, match="applicant"):
         await handlers.correct_signature(uow, city.id, "statement_of_intent", date(2026, 2, 1), "x", TODAY)
-    assert uow.cities.corrections == [] and not uow.emitted(JoinDateCorrected)
+    assert uow.cities.corrections == [] and not uow.published_of(JoinDateCorrected)
 
 
 async def test_a_withdrawal_is_published_at_once_and_takes_effect_after_its_date() -> None:
     uow = FakeMembership()
     city = await member(uow)
     await handlers.withdraw(uow, city.id, date(2026, 12, 31), TODAY)
-    [left] = uow.emitted(CityLeft)
+    [left] = uow.published_of(CityLeft)
     assert left.effective_on == date(2026, 12, 31)
     assert [city.status_on(day) for day in (TODAY, date(2026, 12, 31), date(2027, 1, 1))] == [
         CityStatus.MEMBER, CityStatus.MEMBER, CityStatus.LEFT]
