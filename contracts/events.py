@@ -248,6 +248,11 @@ class ExpertVisitClaimed(Event):
 
 
 class InvoiceIssued(Event):
+    """An invoice. `reason` is set on a manual invoice only: one finance issued by hand for a year
+    the rules did not bill (the rules never cancel it by themselves). `replaces` names the
+    contribution of the same city and year that credit notes cancelled before this one was
+    issued (a year owed again after a corrected join date)."""
+
     topic = Topic.INVOICES
     key_field = "invoice_id"
     invoice_id: UUID
@@ -257,6 +262,18 @@ class InvoiceIssued(Event):
     amount: Money
     issued_on: date
     due_on: date
+    reason: str | None = None
+    replaces: UUID | None = None
+
+
+class ContributionRunCompleted(Event):
+    """The annual run invoiced every member of `year` (the first run for that year). From then on
+    a city whose joining reaches finance later is invoiced for `year` as well."""
+
+    topic = Topic.INVOICES
+    key_field = "year"
+    year: int
+    run_on: date
 
 
 class PaymentReceived(Event):
@@ -282,6 +299,46 @@ class CreditNoteIssued(Event):
     issued_on: date
 
 
+class PaymentReversed(Event):
+    """A payment recorded by mistake (wrong invoice, bounced transfer) is taken back, with a reason.
+    `from_invoice` comes off what the invoice shows paid, `from_credit` off the city's credit (what
+    the payment left as credit); they add up to `amount`. The payment itself stays on record."""
+
+    topic = Topic.INVOICES
+    key_field = "invoice_id"
+    payment_id: UUID  # the id of the payment's PaymentReceived event
+    invoice_id: UUID
+    city_id: UUID
+    amount: Money
+    from_invoice: Money
+    from_credit: Money
+    reason: str
+    reversed_on: date
+
+
+class CreditApplied(Event):
+    """Finance paid (part of) an invoice out of the city's credit."""
+
+    topic = Topic.INVOICES
+    key_field = "invoice_id"
+    invoice_id: UUID
+    city_id: UUID
+    amount: Money
+    applied_on: date
+
+
+class CreditRefunded(Event):
+    """Finance paid (part of) a city's credit back to it."""
+
+    topic = Topic.INVOICES
+    key_field = "city_id"
+    refund_id: UUID
+    city_id: UUID
+    amount: Money
+    reference: str
+    refunded_on: date
+
+
 class ReimbursementApproved(Event):
     """Finance committed the claim's CoE-funded amount on its budget line (amount 0: nothing to fund)."""
 
@@ -302,6 +359,23 @@ class ReimbursementHeld(Event):
     amount: Money
     budget_line: BudgetLine
     year: int
+    reason: str
+
+
+class ReimbursementReopened(Event):
+    """A claim finance had approved or held was amended (`TravelClaimAmended`): its commitment of
+    `amount` on `budget_line` for `year` is released, or its place among the held claims given up.
+    The claim now asks `coe_funded` (borne by the city: `city_borne`); the decision on it follows
+    (`ReimbursementApproved` or `ReimbursementHeld`)."""
+
+    topic = Topic.REIMBURSEMENTS
+    key_field = "claim_id"
+    claim_id: UUID
+    amount: Money
+    budget_line: BudgetLine
+    year: int
+    coe_funded: Money
+    city_borne: Money
     reason: str
 
 
@@ -350,3 +424,18 @@ class SpendingRecorded(Event):
     spent: Money
     reference: str
     recorded_on: date
+
+
+class SpendingReversed(Event):
+    """A spending entry recorded by mistake is reversed, with a reason: what it still held on its
+    line (`committed`, `spent`) is given back to the line's headroom. The entry stays on record."""
+
+    topic = Topic.BUDGETS
+    key_field = "year"
+    spending_id: UUID
+    year: int
+    budget_line: BudgetLine
+    committed: Money
+    spent: Money
+    reason: str
+    reversed_on: date

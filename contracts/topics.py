@@ -12,7 +12,7 @@ class Topic(StrEnum):
     CITIES = "icc.membership.cities"  # key: city_id
     WORKSHOPS = "icc.events.workshops"  # key: workshop_id (registrations too: they share its seats)
     CLAIMS = "icc.travel.claims"  # key: claim_id
-    INVOICES = "icc.finance.invoices"  # key: invoice_id
+    INVOICES = "icc.finance.invoices"  # key: invoice_id (a contribution run: its year; a refund: its city_id)
     REIMBURSEMENTS = "icc.finance.reimbursements"  # key: claim_id
     BUDGETS = "icc.finance.budgets"  # key: year
 

@@ -5,9 +5,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
+from contracts.envelope import Envelope, wrap
 from contracts.events import Event
 
 T = TypeVar("T")
+
+
+class FakeSession:
+    """What handlers ask of a session besides their repositories: in memory, nothing to do."""
+
+    async def refresh(self, row: Any) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
 
 
 class FakeKeyed(Generic[T]):
@@ -41,6 +52,7 @@ class FakeUnitOfWork:
     service = "fake"
 
     def __init__(self) -> None:
+        self.session = FakeSession()
         self.published: list[Event] = []
         self.commits = 0
         self.correlation_id: Any = None
@@ -56,8 +68,9 @@ class FakeUnitOfWork:
     async def prefetch(self, events: list[Event]) -> None:
         pass
 
-    def emit(self, event: Event, correlation_id: Any = None) -> None:
+    def emit(self, event: Event, correlation_id: Any = None) -> Envelope:
         self._pending.append(event)
+        return wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -72,3 +85,7 @@ class FakeUnitOfWork:
         self.published += self._pending
         self._pending = []
         self.commits += 1
+
+    def published_of(self, *types: type[Event]) -> list[Event]:
+        """The committed events of these types, in order."""
+        return [event for event in self.published if isinstance(event, types)]

@@ -45,6 +45,8 @@ def _not_in_future(value: date) -> date:
 
 
 def _not_blank(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL cannot store it in a text column
+        raise ValueError("must not contain a NUL character")
     if not value.strip():
         raise ValueError("must not be blank")
     return value.strip()
@@ -74,7 +76,7 @@ PastDate = Annotated[date, AfterValidator(_not_in_future)]
 """A day that has come: today or before (a signature, a payment, an expense)."""
 
 Text = Annotated[str, AfterValidator(_not_blank)]
-"""Stripped text that is not blank; give it a max_length with Field where it is declared."""
+"""Stripped text that is not blank (nor holds a NUL); give it a max_length with Field where it is declared."""
 
 Amount = Annotated[Money, Field(gt=0, le=MAX_AMOUNT, description="a decimal string with at most two places, more than zero")]
 """Money that must be more than zero (an expense, a payment, an allocation raise)."""

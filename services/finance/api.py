@@ -1,118 +1,97 @@
-"""Finance HTTP API: parse, call a handler or a report, answer."""
+"""Finance HTTP API: parse, call a handler or a report, answer. Models are in schemas.py."""
 
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import AfterValidator, BaseModel, Field
 
 from contracts.events import BudgetLine as LineName
-from contracts.money import Money
 from services.common.api import Limit, Offset, today
 from services.common.auth import require, still_signed_in
 from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.finance import handlers, reports
 from services.finance.db import FinanceUnitOfWork
-from services.finance.domain import Claim, Invoice, Spending
+from services.finance.schemas import (
+    YEARS, Account, BudgetIn, ClaimPaymentIn, ClaimStatus, ClaimView, ContributionRunIn, ContributionRunOut,
+    CreditApplicationIn, CreditNoteIn, CreditView, InvoiceKind, InvoiceView, ManualInvoiceIn, PaymentIn, PaymentOut,
+    PaymentView, ReallocationIn, RefundIn, RejectionIn, ReversalIn, SettlementIn, SpendingIn, SpendingView, YearPath,
+    YearQuery,
+)
 
 router = APIRouter()
 UoW = Annotated[FinanceUnitOfWork, Depends(get_unit_of_work)]
-Year = Annotated[int, Path(ge=2000, le=2100, description="budget or contribution year")]
-InvoiceKind = Literal["contribution", "expert_visit_recharge"]
-
-
-def _not_in_future(day: date) -> date:
-    if day > today():
-        raise ValueError(f"{day} is in the future")
-    return day
-
-
-Positive = Annotated[Money, Field(gt=0, description="EUR, more than zero")]
-NotNegative = Annotated[Money, Field(ge=0, description="EUR, zero or more")]
-PastDate = Annotated[date, AfterValidator(_not_in_future)]
-Reference = Annotated[str, Field(min_length=1, max_length=200)]
-Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 # --- invoices and payments ----------------------------------------------------------------
 
 
-class InvoiceView(BaseModel):
-    id: UUID
-    city_id: UUID
-    year: int
-    kind: InvoiceKind
-    amount: Money
-    paid: Money
-    credited: Money
-    outstanding: Money
-    status: Literal["issued", "partly_paid", "paid", "overdue", "cancelled"]
-    issued_on: date
-    due_on: date
-
-    @classmethod
-    def of(cls, invoice: Invoice, on: date) -> "InvoiceView":
-        return cls(
-            id=invoice.id,
-            city_id=invoice.city_id,
-            year=invoice.year,
-            kind=invoice.kind,
-            amount=invoice.amount,
-            paid=invoice.paid,
-            credited=invoice.credited,
-            outstanding=max(invoice.outstanding, Decimal("0.00")),
-            status=invoice.status(on),
-            issued_on=invoice.issued_on,
-            due_on=invoice.due_on,
-        )
-
-
 @router.get("/invoices", summary="Invoices, by city and year", tags=["invoices"])
 async def list_invoices(
-    uow: UoW, city_id: UUID | None = None, year: int | None = None, limit: Limit = 100, offset: Offset = 0
+    uow: UoW, city_id: UUID | None = None, year: YearQuery = None, limit: Limit = 100, offset: Offset = 0
 ) -> list[InvoiceView]:
     async with uow:
         on = today()
         return [InvoiceView.of(invoice, on) for invoice in await uow.invoices.find(city_id, year, limit, offset)]
 
 
+@router.post("/invoices", status_code=201, summary="Invoice a contribution by hand, for a year the rules did not bill",
+             tags=["invoices"])
+async def invoice_by_hand(body: ManualInvoiceIn, uow: UoW) -> InvoiceView:
+    """At most one contribution per city and year (one cancelled in full no longer counts); the city
+    must have been a member at some time in the year. 409 retryable while finance has not learnt
+    that the city joined."""
+    async with uow:
+        invoice = await handlers.invoice_by_hand(uow, body.city_id, body.year, body.reason, today())
+        return InvoiceView.of(invoice, today())
+
+
 @router.get("/invoices/{invoice_id}", summary="One invoice", tags=["invoices"])
 async def get_invoice(invoice_id: UUID, uow: UoW) -> InvoiceView:
     async with uow:
         if (invoice := await uow.invoices.get(invoice_id)) is None:
-            raise NotFound(f"no invoice {invoice_id}")
+            raise NotFound(f"no invoice {invoice_id}", code="no_invoice")
         return InvoiceView.of(invoice, today())
-
-
-class PaymentIn(BaseModel):
-    amount: Positive
-    paid_on: PastDate
-    reference: Reference = Field(description="the bank reference; the same one twice on an invoice is refused")
-
-
-class PaymentOut(BaseModel):
-    invoice: InvoiceView
-    applied: Money = Field(description="applied to the invoice")
-    credit: Money = Field(description="paid beyond the invoice: kept as a credit on the city")
 
 
 @router.post("/invoices/{invoice_id}/payments", status_code=201, summary="Record a payment (partial, full or over)", tags=["invoices"])
 async def pay(invoice_id: UUID, body: PaymentIn, uow: UoW) -> PaymentOut:
     async with uow:
-        invoice, applied, credit = await handlers.pay_invoice(uow, invoice_id, body.amount, body.paid_on, body.reference)
-        return PaymentOut(invoice=InvoiceView.of(invoice, today()), applied=applied, credit=credit)
+        invoice, payment = await handlers.pay_invoice(uow, invoice_id, body.amount, body.paid_on, body.reference)
+        return PaymentOut.of(invoice, payment, today())
 
 
-class CreditNoteIn(BaseModel):
-    amount: Positive
-    reason: Reason
-    issued_on: PastDate | None = None
+@router.get("/invoices/{invoice_id}/payments", summary="The payments recorded on an invoice, reversed ones too", tags=["invoices"])
+async def list_payments(invoice_id: UUID, uow: UoW) -> list[PaymentView]:
+    async with uow:
+        if await uow.invoices.get(invoice_id) is None:
+            raise NotFound(f"no invoice {invoice_id}", code="no_invoice")
+        return [PaymentView.of(payment) for payment in await uow.payments.of_invoice(invoice_id)]
+
+
+@router.post("/payments/{payment_id}/reversal", summary="Reverse a payment recorded by mistake (a bounced transfer)",
+             tags=["invoices"])
+async def reverse_payment(payment_id: UUID, body: ReversalIn, uow: UoW) -> InvoiceView:
+    """Taken back first from what the invoice shows paid, the rest from the city's credit; the
+    payment stays on record, marked reversed (`PaymentReversed`)."""
+    async with uow:
+        invoice = await handlers.reverse_payment(uow, payment_id, body.reason, body.reversed_on or today())
+        return InvoiceView.of(invoice, today())
+
+
+@router.post("/payments/{payment_id}/reallocation", summary="Move a payment recorded on the wrong invoice to the right one",
+             tags=["invoices"])
+async def reallocate_payment(payment_id: UUID, body: ReallocationIn, uow: UoW) -> PaymentOut:
+    """Reversed where it was recorded and recorded again (same amount, date and reference) on
+    `invoice_id`, in one transaction: `PaymentReversed`, then `PaymentReceived`."""
+    async with uow:
+        invoice, payment = await handlers.reallocate_payment(uow, payment_id, body.invoice_id, body.reason,
+                                                             body.reversed_on or today())
+        return PaymentOut.of(invoice, payment, today())
 
 
 @router.post("/invoices/{invoice_id}/credit-notes", status_code=201, summary="Cancel (part of) an invoice", tags=["invoices"])
@@ -122,19 +101,18 @@ async def credit_note(invoice_id: UUID, body: CreditNoteIn, uow: UoW) -> Invoice
         return InvoiceView.of(invoice, today())
 
 
-class ContributionRunIn(BaseModel):
-    year: int = Field(ge=2000, le=2100)
-
-
-class ContributionRunOut(BaseModel):
-    year: int
-    issued: int
-    already_invoiced: int
-    invoices: list[UUID]
+@router.post("/invoices/{invoice_id}/credit-applications", status_code=201, summary="Pay an invoice out of its city's credit",
+             tags=["invoices"])
+async def apply_credit(invoice_id: UUID, body: CreditApplicationIn, uow: UoW) -> InvoiceView:
+    async with uow:
+        invoice = await handlers.apply_credit(uow, invoice_id, body.amount, body.applied_on or today())
+        return InvoiceView.of(invoice, today())
 
 
 @router.post("/contribution-runs", summary="Invoice every member for a year (idempotent)", tags=["invoices"])
 async def contribution_run(body: ContributionRunIn, uow: UoW) -> ContributionRunOut:
+    """Recorded (`ContributionRunCompleted`, the first time): a city whose joining reaches finance
+    later is invoiced for this year too."""
     issued, already = await handlers.run_contributions(uow, body.year, today())
     return ContributionRunOut(year=body.year, issued=len(issued), already_invoiced=already, invoices=[i.id for i in issued])
 
@@ -145,23 +123,18 @@ async def credits(uow: UoW) -> list[dict[str, Any]]:
         return await reports.credits(uow.session)
 
 
+@router.post("/credits/{city_id}/refunds", status_code=201, summary="Pay (part of) a city's credit back to it", tags=["invoices"])
+async def refund_credit(city_id: UUID, body: RefundIn, uow: UoW) -> CreditView:
+    async with uow:
+        left = await handlers.refund_credit(uow, city_id, body.amount, body.reference, body.refunded_on or today())
+        return CreditView(city_id=city_id, credit=left)
+
+
 # --- budget -------------------------------------------------------------------------------
 
 
-class Allocations(BaseModel):
-    administration: NotNegative = Field(description="the planned administrative cost (funded by contributions received)")
-    delegate_travel: NotNegative
-    expert_visits: NotNegative
-    index_analysis: NotNegative
-    events: NotNegative
-
-
-class BudgetIn(BaseModel):
-    lines: Allocations
-
-
 @router.put("/budgets/{year}", summary="Set a year's allocations per line (held claims are released if they now fit)", tags=["budget"])
-async def set_budget(year: Year, body: BudgetIn, uow: UoW) -> dict[str, Any]:
+async def set_budget(year: YearPath, body: BudgetIn, uow: UoW) -> dict[str, Any]:
     async with uow:
         await handlers.set_budget(uow, year, body.lines.model_dump())
     async with uow:
@@ -169,37 +142,13 @@ async def set_budget(year: Year, body: BudgetIn, uow: UoW) -> dict[str, Any]:
 
 
 @router.get("/budgets/{year}", summary="Per line: allocation, available, committed, spent, headroom", tags=["budget"])
-async def get_budget(year: Year, uow: UoW) -> dict[str, Any]:
+async def get_budget(year: YearPath, uow: UoW) -> dict[str, Any]:
     async with uow:
         return await reports.budget(uow.session, year)
 
 
-class SpendingIn(BaseModel):
-    budget_line: LineName
-    kind: Literal["commitment", "spent"]
-    amount: Positive
-    reference: Reference
-    recorded_on: PastDate | None = None
-
-
-class SpendingView(BaseModel):
-    id: UUID
-    year: int
-    budget_line: str
-    kind: str
-    amount: Money
-    open: Money = Field(description="still committed")
-    spent: Money
-    reference: str
-    recorded_on: date
-
-    @classmethod
-    def of(cls, entry: Spending) -> "SpendingView":
-        return cls(**{name: getattr(entry, name) for name in cls.model_fields})
-
-
 @router.post("/budgets/{year}/spending", status_code=201, summary="Record other spending against a line", tags=["budget"])
-async def record_spending(year: Year, body: SpendingIn, uow: UoW) -> SpendingView:
+async def record_spending(year: YearPath, body: SpendingIn, uow: UoW) -> SpendingView:
     async with uow:
         spending_id = await handlers.record_spending(
             uow, year, body.budget_line, body.kind, body.amount, body.reference, body.recorded_on or today()
@@ -209,93 +158,57 @@ async def record_spending(year: Year, body: SpendingIn, uow: UoW) -> SpendingVie
 
 
 @router.get("/budgets/{year}/spending", summary="Other spending recorded against the year's lines", tags=["budget"])
-async def list_spending(year: Year, uow: UoW) -> list[SpendingView]:
+async def list_spending(year: YearPath, uow: UoW) -> list[SpendingView]:
     async with uow:
         return [SpendingView.of(entry) for entry in await uow.spendings.find(year)]
-
-
-class SettlementIn(BaseModel):
-    spent: NotNegative = Field(description="what was finally spent; the rest of the commitment is released")
-    settled_on: PastDate | None = None
 
 
 @router.post("/spending/{spending_id}/settlement", summary="Settle a commitment: spent, the rest released", tags=["budget"])
 async def settle(spending_id: UUID, body: SettlementIn, uow: UoW) -> SpendingView:
     async with uow:
-        await handlers.settle_spending(uow, spending_id, body.spent, body.settled_on or today())
+        return SpendingView.of(await handlers.settle_spending(uow, spending_id, body.spent, body.settled_on or today()))
+
+
+@router.post("/spending/{spending_id}/reversal", summary="Reverse a mistaken spending entry: its headroom comes back",
+             tags=["budget"])
+async def reverse_spending(spending_id: UUID, body: ReversalIn, uow: UoW) -> SpendingView:
+    """What the entry still holds (committed and spent) goes back to the line; held claims that now
+    fit are released (`SpendingReversed`)."""
     async with uow:
-        return SpendingView.of(await uow.spendings.get(spending_id))
+        return SpendingView.of(await handlers.reverse_spending(uow, spending_id, body.reason, body.reversed_on or today()))
 
 
 # --- reimbursements -----------------------------------------------------------------------
 
 
-ClaimStatus = Literal["submitted", "approved", "held", "paid", "rejected"]
-
-
-class ClaimView(BaseModel):
-    claim_id: UUID
-    kind: str | None
-    city_id: UUID | None
-    european: bool | None
-    budget_line: str | None
-    year: int | None
-    amount: Money = Field(description="CoE-funded")
-    city_borne: Money
-    recharged: Money
-    status: ClaimStatus
-    reason: str | None
-    held_since: datetime | None
-    paid_amount: Money
-    paid_on: date | None
-
-    @classmethod
-    def of(cls, claim: Claim) -> "ClaimView":
-        return cls(**{name: getattr(claim, name) for name in cls.model_fields})
-
-
 @router.get("/reimbursements", summary="Claims as finance decided them (held ones first come first served)", tags=["reimbursements"])
 async def list_claims(
-    uow: UoW, status: ClaimStatus | None = None, year: int | None = None, budget_line: LineName | None = None,
+    uow: UoW, status: ClaimStatus | None = None, year: YearQuery = None, budget_line: LineName | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[ClaimView]:
     async with uow:
         return [ClaimView.of(c) for c in await uow.claims.find(status, year, budget_line, limit, offset)]
 
 
-async def _claim_view(uow: FinanceUnitOfWork, claim_id: UUID) -> ClaimView:
-    async with uow:
-        if (claim := await uow.claims.get(claim_id)) is None:
-            raise NotFound(f"no claim {claim_id}")
-        return ClaimView.of(claim)
-
-
 @router.get("/reimbursements/{claim_id}", summary="One claim", tags=["reimbursements"])
 async def get_claim(claim_id: UUID, uow: UoW) -> ClaimView:
-    return await _claim_view(uow, claim_id)
-
-
-class ClaimPaymentIn(BaseModel):
-    paid_on: PastDate
-    amount: NotNegative | None = Field(default=None, description="default: the amount approved; less releases the rest")
+    async with uow:
+        if (claim := await uow.claims.get(claim_id)) is None:
+            raise NotFound(f"no claim {claim_id}", code="no_claim")
+        return ClaimView.of(claim)
 
 
 @router.post("/reimbursements/{claim_id}/payment", summary="Mark an approved claim paid: committed becomes spent", tags=["reimbursements"])
 async def pay_claim(claim_id: UUID, body: ClaimPaymentIn, uow: UoW) -> ClaimView:
+    """A claim with nothing CoE-funded (0.00) has nothing to pay (409)."""
     async with uow:
-        await handlers.pay_claim(uow, claim_id, body.paid_on, body.amount)
-    return await _claim_view(uow, claim_id)
-
-
-class RejectionIn(BaseModel):
-    reason: Reason
+        return ClaimView.of(await handlers.pay_claim(uow, claim_id, body.paid_on, body.amount))
 
 
 @router.post("/reimbursements/{claim_id}/rejection", summary="Reject a held (or approved, unpaid) claim", tags=["reimbursements"])
 async def reject_claim(claim_id: UUID, body: RejectionIn, uow: UoW) -> ClaimView:
     async with uow:
-        await handlers.reject_claim(uow, claim_id, body.reason)
-    return await _claim_view(uow, claim_id)
+        return ClaimView.of(await handlers.reject_claim(uow, claim_id, body.reason))
 
 
 # --- reconciliation -----------------------------------------------------------------------
@@ -305,7 +218,7 @@ AsOf = Annotated[date | None, Query(description="age and overdue status as of th
 
 
 @router.get("/reconciliation/{year}.csv", summary="The reconciliation as CSV", tags=["reconciliation"], response_class=PlainTextResponse)
-async def reconciliation_csv(year: Year, uow: UoW, on: AsOf = None) -> PlainTextResponse:
+async def reconciliation_csv(year: YearPath, uow: UoW, on: AsOf = None) -> PlainTextResponse:
     async with uow:
         report = await reports.reconciliation(uow.session, year, on or today())
     return PlainTextResponse(
@@ -316,17 +229,14 @@ async def reconciliation_csv(year: Year, uow: UoW, on: AsOf = None) -> PlainText
 
 
 @router.get("/reconciliation/{year}", summary="Contributions invoiced/received/outstanding per city, against the budget", tags=["reconciliation"])
-async def reconciliation(year: Year, uow: UoW, on: AsOf = None) -> dict[str, Any]:
+async def reconciliation(year: YearPath, uow: UoW, on: AsOf = None) -> dict[str, Any]:
     async with uow:
         return await reports.reconciliation(uow.session, year, on or today())
 
 
-Account = Literal["invoiced", "credited", "received", "credit", "allocation", "committed", "spent"]
-
-
 @router.get("/reconciliation/{year}/trace", summary="The events a figure is the sum of", tags=["reconciliation"])
 async def trace(
-    year: Year, account: Account, uow: UoW, budget_line: LineName | None = None, city_id: UUID | None = None,
+    year: YearPath, account: Account, uow: UoW, budget_line: LineName | None = None, city_id: UUID | None = None,
     invoice_kind: InvoiceKind | None = None,
 ) -> dict[str, Any]:
     async with uow:
@@ -336,7 +246,7 @@ async def trace(
 # --- dashboard data -----------------------------------------------------------------------
 
 
-SnapshotYear = Annotated[int | None, Query(ge=2000, le=2100, description="default: the current year")]
+SnapshotYear = Annotated[int | None, Query(**YEARS, description="default: the current year")]
 
 
 @router.get("/dashboard/snapshot", summary="Everything the finance dashboard shows, as JSON", tags=["dashboard"])

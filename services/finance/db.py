@@ -1,10 +1,10 @@
 """Finance tables mapped onto the domain classes, repositories and the unit of work."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from sqlalchemy import (
@@ -15,14 +15,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import registry
 
 from contracts.events import (
-    BudgetSet, CityJoined, CityLeft, CreditNoteIssued, Event, ExpertVisitClaimed, InvoiceIssued, PaymentReceived,
-    ReimbursementApproved, ReimbursementHeld, ReimbursementPaid, ReimbursementRejected, TravelClaimed,
+    BudgetSet, CityJoined, CityLeft, CreditApplied, CreditNoteIssued, CreditRefunded, Event, ExpertVisitClaimed,
+    InvoiceIssued, JoinDateCorrected, PaymentReceived, PaymentReversed, ReimbursementApproved, ReimbursementHeld,
+    ReimbursementPaid, ReimbursementRejected, ReimbursementReopened, SpendingRecorded, SpendingReversed,
+    TravelClaimAmended, TravelClaimed,
 )
 from services.common.db import Cents, Keyed, UnitOfWork, UtcDateTime
-from services.finance.domain import ADMINISTRATION, LINES, ZERO, BudgetLine, Claim, Invoice, Member, Spending
-from contracts.events import SpendingRecorded
+from services.finance.domain import (
+    ADMINISTRATION, LINES, ZERO, BudgetLine, Claim, Credit, Invoice, Member, Payment, Spending,
+)
 
 mapper = registry()
+
+FIRST = "00000000-0000-0000-0000-000000000000"  # stands for "replaces nothing" in the unique index
 
 members = Table(
     "members",
@@ -46,11 +51,15 @@ invoices = Table(
     Column("due_on", Date, nullable=False),
     Column("paid", Cents, nullable=False),
     Column("credited", Cents, nullable=False, server_default="0"),
-    # At most one contribution per city and year, whatever is replayed or run concurrently.
+    Column("reason", String(500)),
+    Column("replaces", Uuid),
+    # One contribution per city and year, whatever is replayed or run concurrently; a year owed
+    # again after its invoice was cancelled gets one more, which names the one it replaces.
     Index(
-        "uq_contribution_city_year",
+        "uq_contribution_city_year_replaces",
         "city_id",
         "year",
+        text(f"coalesce(replaces, '{FIRST}')"),
         unique=True,
         sqlite_where=text("kind = 'contribution'"),
         postgresql_where=text("kind = 'contribution'"),
@@ -67,8 +76,25 @@ payments = Table(
     Column("applied", Cents, nullable=False),
     Column("paid_on", Date, nullable=False),
     Column("reference", String(200), nullable=False),
+    Column("reversed_on", Date),
+    Column("reversal_reason", String(500)),
     # The same bank reference twice on one invoice is a double posting, not a second payment.
     UniqueConstraint("invoice_id", "reference", name="uq_payment_reference"),
+    Index("ix_payments_invoice_id", "invoice_id"),
+)
+
+credits = Table(
+    "credits",
+    mapper.metadata,
+    Column("city_id", Uuid, primary_key=True),
+    Column("balance", Cents, nullable=False),
+)
+
+contribution_runs = Table(
+    "contribution_runs",
+    mapper.metadata,
+    Column("year", Integer, primary_key=True),
+    Column("run_on", Date, nullable=False),
 )
 
 credit_notes = Table(
@@ -112,6 +138,8 @@ claims = Table(
     Column("held_since", UtcDateTime),
     Column("paid_amount", Cents, nullable=False),
     Column("paid_on", Date),
+    Column("supersedes", Uuid),
+    Column("claim_version", Integer, nullable=False, server_default="1"),
     Index("ix_claims_year_status", "year", "status"),
 )
 
@@ -127,6 +155,8 @@ spending = Table(
     Column("recorded_on", Date, nullable=False),
     Column("open", Cents, nullable=False),
     Column("spent", Cents, nullable=False),
+    Column("reversed_on", Date),
+    Column("reversal_reason", String(500)),
 )
 
 # Every money-moving fact, with the event that made it: each figure is a sum of these rows.
@@ -164,6 +194,8 @@ mapper.map_imperatively(Invoice, invoices)
 mapper.map_imperatively(BudgetLine, budget_lines)
 mapper.map_imperatively(Claim, claims)
 mapper.map_imperatively(Spending, spending)
+mapper.map_imperatively(Payment, payments)
+mapper.map_imperatively(Credit, credits)
 
 
 class Changes:
@@ -210,11 +242,9 @@ class Members(Keyed[Member]):
 class Invoices(Keyed[Invoice]):
     def __init__(self, session) -> None:
         super().__init__(session, Invoice, invoices.c.id)
-        self._contributions: dict[tuple[UUID, int], Invoice] = {}
-        self._cities_loaded: set[UUID] = set()
+        self._contributions: dict[UUID, list[Invoice]] = {}  # by city, cancelled ones too
         self.new: list[Invoice] = []  # inserted at commit (see FinanceUnitOfWork.commit)
-        self.new_payments: list[dict[str, Any]] = []  # inserted in bulk at commit, like the ledger
-        self.new_credit_notes: list[dict[str, Any]] = []
+        self.new_credit_notes: list[dict[str, Any]] = []  # inserted in bulk at commit, like the ledger
 
     def fresh(self, invoice_id: UUID) -> None:
         """An id just made up in this transaction: nothing can have it yet, so no query will look for it."""
@@ -224,19 +254,21 @@ class Invoices(Keyed[Invoice]):
         self.new.append(invoice)
         self._loaded[invoice.id] = invoice
         if invoice.kind == "contribution":
-            self._contributions[(invoice.city_id, invoice.year)] = invoice
+            self._contributions.setdefault(invoice.city_id, []).append(invoice)
 
     async def preload_contributions(self, city_ids: set[UUID]) -> None:
-        wanted = city_ids - self._cities_loaded
+        wanted = city_ids - self._contributions.keys()
         if wanted:
             query = select(Invoice).where(invoices.c.kind == "contribution", invoices.c.city_id.in_(wanted))
+            found: dict[UUID, list[Invoice]] = {city_id: [] for city_id in wanted}
             for invoice in await self.session.scalars(query):
-                self._contributions[(invoice.city_id, invoice.year)] = self.remember(invoice)
-            self._cities_loaded |= wanted
+                found[invoice.city_id].append(self.remember(invoice))
+            self._contributions.update(found)
 
-    async def contribution(self, city_id: UUID, year: int) -> Invoice | None:
+    async def contributions_of(self, city_id: UUID) -> list[Invoice]:
         await self.preload_contributions({city_id})
-        return self._contributions.get((city_id, year))
+        return list(self._contributions[city_id])
+
 
     async def get(self, invoice_id: UUID, *, lock: bool = False) -> Invoice | None:
         if lock:  # payments and credit notes on one invoice take turns (PostgreSQL; SQLite serialises writers)
@@ -252,56 +284,104 @@ class Invoices(Keyed[Invoice]):
             query = query.where(invoices.c.year == year)
         return list(await self.session.scalars(query))
 
-    async def payment_reference_used(self, invoice_id: UUID, reference: str) -> bool:
-        query = select(payments.c.id).where(payments.c.invoice_id == invoice_id, payments.c.reference == reference)
-        return await self.session.scalar(query) is not None
-
-    async def add_payment(self, **row: Any) -> None:
-        self.new_payments.append(row)
-
     async def add_credit_note(self, **row: Any) -> None:
         self.new_credit_notes.append(row)
 
 
-class Lines:
-    """Budget lines, locked on first use in a transaction: the headroom check and the commitment it
-    allows happen under the same row lock, so concurrent claims never overspend."""
-
+class Payments(Keyed[Payment]):
     def __init__(self, session) -> None:
-        self.session = session
-        self._locked: dict[tuple[int, str], BudgetLine] = {}
+        super().__init__(session, Payment, payments.c.id)
 
-    async def lock(self, keys: Iterable[tuple[int, str]]) -> None:
+    async def reference_used(self, invoice_id: UUID, reference: str) -> bool:
+        query = select(payments.c.id).where(payments.c.invoice_id == invoice_id, payments.c.reference == reference)
+        return await self.session.scalar(query) is not None
+
+    async def of_invoice(self, invoice_id: UUID) -> list[Payment]:
+        query = select(Payment).where(payments.c.invoice_id == invoice_id).order_by(payments.c.paid_on, payments.c.id)
+        return [self.remember(payment) for payment in await self.session.scalars(query)]
+
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+
+class Locked(Generic[K, R]):
+    """Rows of a running balance, created blank on first use and locked until the commit: a check
+    and the change it allows happen under the same row lock, so concurrent requests never take a
+    balance below zero (PostgreSQL; SQLite serialises writers)."""
+
+    def __init__(self, session, model: type[R], table: Table, key: Callable[[R], K], blank: Callable[[K], dict[str, Any]]) -> None:
+        self.session, self.model, self.table, self.key, self.blank = session, model, table, key, blank
+        self._locked: dict[K, R] = {}
+
+    async def lock(self, keys: Iterable[K]) -> None:
         wanted = sorted(set(keys) - self._locked.keys())  # always in the same order: no deadlocks
         if not wanted:
             return
         insert_ = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-        missing = [
-            {"year": year, "line": line, "allocation": ZERO, "received": ZERO, "committed": ZERO, "spent": ZERO, "held": 0, "is_set": False}
-            for year, line in wanted
-        ]
-        await self.session.execute(insert_(budget_lines).on_conflict_do_nothing(index_elements=["year", "line"]), missing)
-        query = (
-            select(BudgetLine)
-            .where(tuple_(budget_lines.c.year, budget_lines.c.line).in_(wanted))
-            .order_by(budget_lines.c.year, budget_lines.c.line)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        for line in await self.session.scalars(query):
-            self._locked[(line.year, line.line)] = line
+        primary = [column.name for column in self.table.primary_key]
+        await self.session.execute(insert_(self.table).on_conflict_do_nothing(index_elements=primary), [self.blank(k) for k in wanted])
+        columns = [self.table.c[name] for name in primary]
+        condition = tuple_(*columns).in_(wanted) if len(columns) > 1 else columns[0].in_(wanted)
+        query = select(self.model).where(condition).order_by(*columns).with_for_update().execution_options(populate_existing=True)
+        for row in await self.session.scalars(query):
+            self._locked[self.key(row)] = row
 
-    async def get(self, year: int, line: str) -> BudgetLine:
-        if (year, line) not in self._locked:
-            await self.lock([(year, line)])
-        found = self._locked[(year, line)]
+    async def row(self, key: K) -> R:
+        if key not in self._locked:
+            await self.lock([key])
+        found = self._locked[key]
         if inspect(found).expired_attributes:  # a rolled-back savepoint expired it
             await self.session.refresh(found)
         return found
 
+
+class Lines(Locked[tuple[int, str], BudgetLine]):
+    """Budget lines: the headroom check and the commitment it allows happen under the same row lock,
+    so concurrent claims never overspend."""
+
+    def __init__(self, session) -> None:
+        super().__init__(
+            session, BudgetLine, budget_lines, lambda line: (line.year, line.line),
+            lambda key: {"year": key[0], "line": key[1], "allocation": ZERO, "received": ZERO, "committed": ZERO,
+                         "spent": ZERO, "held": 0, "is_set": False},
+        )
+
+    async def get(self, year: int, line: str) -> BudgetLine:
+        return await self.row((year, line))
+
     async def year(self, year: int) -> list[BudgetLine]:
         await self.lock((year, line) for line in LINES)
-        return [self._locked[(year, line)] for line in LINES]
+        return [await self.row((year, line)) for line in LINES]
+
+
+class Credits(Locked[UUID, Credit]):
+    """Each city's credit: applied or refunded under its row lock, never below zero."""
+
+    def __init__(self, session) -> None:
+        super().__init__(session, Credit, credits, lambda credit: credit.city_id,
+                         lambda city_id: {"city_id": city_id, "balance": ZERO})
+
+    async def of(self, city_id: UUID) -> Credit:
+        return await self.row(city_id)
+
+
+class Runs:
+    """The years an annual contribution run was done for."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self._years: set[int] | None = None
+
+    async def years(self) -> set[int]:
+        if self._years is None:
+            self._years = set(await self.session.scalars(select(contribution_runs.c.year)))
+        return self._years
+
+    async def add(self, year: int, run_on: date) -> None:
+        if year not in await self.years():
+            await self.session.execute(insert(contribution_runs), [{"year": year, "run_on": run_on}])
+            self._years.add(year)
 
 
 class Claims(Keyed[Claim]):
@@ -325,19 +405,17 @@ class Claims(Keyed[Claim]):
         return list(await self.session.scalars(query.limit(limit).offset(offset)))
 
 
-class Spendings:
+class Spendings(Keyed[Spending]):
     def __init__(self, session) -> None:
-        self.session = session
-
-    async def get(self, spending_id: UUID) -> Spending | None:
-        return await self.session.get(Spending, spending_id)
-
-    def add(self, entry: Spending) -> None:
-        self.session.add(entry)
+        super().__init__(session, Spending, spending.c.id)
 
     async def find(self, year: int) -> list[Spending]:
         query = select(Spending).where(spending.c.year == year).order_by(spending.c.recorded_on, spending.c.id)
         return list(await self.session.scalars(query))
+
+
+# Finance's facts about invoices that move a city's credit.
+CREDIT_FACTS = (PaymentReceived, CreditNoteIssued, PaymentReversed, CreditApplied, CreditRefunded)
 
 
 class FinanceUnitOfWork(UnitOfWork):
@@ -345,6 +423,9 @@ class FinanceUnitOfWork(UnitOfWork):
         await super().__aenter__()
         self.members = Members(self.session)
         self.invoices = Invoices(self.session)
+        self.payments = Payments(self.session)
+        self.credits = Credits(self.session)
+        self.runs = Runs(self.session)
         self.lines = Lines(self.session)
         self.claims = Claims(self.session)
         self.spendings = Spendings(self.session)
@@ -354,26 +435,27 @@ class FinanceUnitOfWork(UnitOfWork):
 
     async def prefetch(self, events: list[Event]) -> None:
         """Load in a few queries what a batch touches, and lock the budget lines it may commit on."""
-        joined = {e.city_id for e in events if isinstance(e, CityJoined)}
+        cities = {e.city_id for e in events if isinstance(e, CityJoined | CityLeft | JoinDateCorrected)}
         await self.members.preload(
-            {e.city_id for e in events if isinstance(e, CityJoined | CityLeft | InvoiceIssued | TravelClaimed | ExpertVisitClaimed)}
+            cities | {e.city_id for e in events if isinstance(e, InvoiceIssued | TravelClaimed | ExpertVisitClaimed)}
         )
-        await self.invoices.preload_contributions(joined)
-        await self.invoices.preload({e.invoice_id for e in events if isinstance(e, InvoiceIssued | PaymentReceived | CreditNoteIssued)})
+        await self.invoices.preload_contributions(cities)
+        await self.invoices.preload({e.invoice_id for e in events if hasattr(e, "invoice_id")})
+        await self.payments.preload({e.payment_id for e in events if isinstance(e, PaymentReversed)})
         await self.claims.preload({e.claim_id for e in events if hasattr(e, "claim_id")})
         keys: set[tuple[int, str]] = set()
         for e in events:
-            if isinstance(e, TravelClaimed) and e.coe_funded > 0:
+            if isinstance(e, TravelClaimed | TravelClaimAmended):
                 keys.add((e.event_year, e.budget_line))
-            elif isinstance(e, ExpertVisitClaimed) and e.coe_funded > 0:
+            elif isinstance(e, ExpertVisitClaimed):
                 keys.add((e.visit_date.year, "expert_visits"))
-            elif isinstance(e, ReimbursementApproved | ReimbursementHeld | SpendingRecorded):
+            elif isinstance(e, ReimbursementApproved | ReimbursementHeld | ReimbursementReopened | SpendingRecorded | SpendingReversed):
                 keys.add((e.year, e.budget_line))
             elif isinstance(e, BudgetSet):
                 keys.update((e.year, line) for line in LINES)
-            elif isinstance(e, PaymentReceived | CreditNoteIssued):
+            elif isinstance(e, CREDIT_FACTS) and hasattr(e, "invoice_id"):
                 invoice = await self.invoices.get(e.invoice_id)
-                if invoice and invoice.kind == "contribution":
+                if invoice and invoice.funds_administration:
                     keys.add((invoice.year, ADMINISTRATION))
             elif isinstance(e, ReimbursementPaid | ReimbursementRejected):
                 claim = await self.claims.get(e.claim_id)
@@ -394,7 +476,7 @@ class FinanceUnitOfWork(UnitOfWork):
         (the objects, read at commit so that later changes in the transaction count), and its
         ledger, feed, payment and credit note rows."""
         return [(members, self.members.new), (invoices, self.invoices.new), (ledger, self._ledger),
-                (activity, self._activity), (payments, self.invoices.new_payments), (credit_notes, self.invoices.new_credit_notes)]
+                (activity, self._activity), (credit_notes, self.invoices.new_credit_notes)]
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

@@ -1,26 +1,30 @@
 """Finance handlers: plain functions for the events finance consumes and the commands its API takes.
 
-Each decides with the domain's rules, then `record`s the resulting event: emitted through the
-outbox and applied to the figures (projections.py) in the same transaction. Event handlers run
-inside the consumer's batch transaction and never commit; commands own their transaction."""
+Each loads what it needs (locking the rows a rule counts on), asks the domain, which refuses or
+returns the fact it allows, and `record`s that fact: emitted through the outbox and applied to
+the figures (projections.py) in the same transaction. Event handlers run inside the consumer's
+batch transaction and never commit; commands own their transaction.
+
+Rows are locked in one order everywhere: invoices (by id), then credits, then budget lines."""
 
 from datetime import date
 from decimal import Decimal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 
 from contracts.envelope import Envelope
 from contracts.events import (
-    BudgetSet, CityJoined, CityLeft, CreditNoteIssued, Event, ExpertVisitClaimed, PaymentReceived, ReimbursementApproved,
-    ReimbursementHeld, ReimbursementPaid, ReimbursementRejected, TravelClaimed,
+    CityJoined, CityLeft, ContributionRunCompleted, Event, ExpertVisitClaimed, JoinDateCorrected, TravelClaimAmended,
+    TravelClaimed,
 )
-from services.common.api import today
 from services.common.db import utcnow
-from services.common.refusals import Conflict, NotFound
+from services.common.fields import today
+from services.common.refusals import Conflict, NotFound, NotYetKnown
 from services.finance.db import FinanceUnitOfWork
-from services.finance.domain import ADMINISTRATION, COE_LINES, LINES, ZERO, BudgetLine, Invoice, Member, contribution_year
-from contracts.events import SpendingRecorded
+from services.finance.domain import (
+    ADMINISTRATION, BudgetLine, Claim, Invoice, Member, Payment, Spending, budget,
+)
 from services.finance.projections import Fact, project
 
 RUN_ATTEMPTS = 3  # a concurrent run that invoiced the same cities first makes ours retry, then find them invoiced
@@ -39,110 +43,182 @@ async def consumed(uow: FinanceUnitOfWork, event: Event) -> None:
                   else Fact(None, utcnow(), None))
 
 
+async def _invoice(uow: FinanceUnitOfWork, invoice_id: UUID) -> Invoice:
+    """The invoice, locked: payments, credit notes and corrections on one invoice take turns."""
+    if (invoice := await uow.invoices.get(invoice_id, lock=True)) is None:
+        raise NotFound(f"no invoice {invoice_id}", code="no_invoice")
+    return invoice
+
+
+async def _administration(uow: FinanceUnitOfWork, invoice: Invoice) -> BudgetLine | None:
+    """The administration line an invoice's money funds (contributions only), locked."""
+    return await uow.lines.get(invoice.year, ADMINISTRATION) if invoice.funds_administration else None
+
+
+async def _release_administration(uow: FinanceUnitOfWork, *invoices: Invoice) -> None:
+    for line in {(i.year, ADMINISTRATION) for i in invoices if i.funds_administration}:
+        await release_held(uow, await uow.lines.get(*line))
+
+
+async def _commit_invoices(uow: FinanceUnitOfWork) -> None:
+    try:
+        await uow.commit()
+    except IntegrityError:  # one contribution per city and year: a run or a join got there first
+        raise Conflict("the city has just been invoiced for that year by another request; look again",
+                       code="already_invoiced") from None
+
+
 # --- contributions ------------------------------------------------------------------------
 
 
-async def issue_contribution(uow: FinanceUnitOfWork, member: Member, year: int, issued_on: date) -> Invoice | None:
-    """Invoice a member's contribution for `year` unless it already has one (replays change nothing)."""
-    if await uow.invoices.contribution(member.city_id, year) is not None:
-        return None
-    invoice = Invoice.contribution(member.city_id, year, issued_on)
-    uow.invoices.fresh(invoice.id)
-    await record(uow, invoice.issued())
-    return invoice
+async def invoice_contributions(uow: FinanceUnitOfWork, member: Member, years: list[int], issued_on: date) -> list[Invoice]:
+    """Invoice the member for each of `years` it has no live contribution for yet (replays change nothing)."""
+    issued = []
+    for year in years:
+        if invoice := member.contribution(year, await uow.invoices.contributions_of(member.city_id), issued_on):
+            uow.invoices.fresh(invoice.id)  # just made up: no need to look for it
+            await record(uow, invoice.issued())
+            issued.append(invoice)
+    return issued
+
+
+async def cancel_contributions_not_owed(uow: FinanceUnitOfWork, member: Member, on: date, reason: str) -> None:
+    """Credit notes for the contributions the member no longer owes (its join date was corrected)."""
+    for invoice in member.contributions_not_owed(await uow.invoices.contributions_of(member.city_id)):
+        invoice = await _invoice(uow, invoice.id)
+        await uow.credits.of(invoice.city_id)
+        if note := invoice.cancellation(reason, on, await _administration(uow, invoice)):
+            await record(uow, note)
 
 
 async def on_city_joined(event: CityJoined, uow: FinanceUnitOfWork) -> None:
     await consumed(uow, event)
     member = await uow.members.get(event.city_id)
-    await issue_contribution(uow, member, contribution_year(event.joined_on), today())
+    await invoice_contributions(uow, member, member.contributions_due(await uow.runs.years()), today())
+
+
+async def on_join_date_corrected(event: JoinDateCorrected, uow: FinanceUnitOfWork) -> None:
+    await consumed(uow, event)
+    if (member := await uow.members.get(event.city_id)) is None:
+        return  # finance never learnt that it joined: there is nothing to re-derive
+    why = f"join date corrected from {event.previous_joined_on} to {event.joined_on}: {event.reason}"
+    await cancel_contributions_not_owed(uow, member, today(), why)
+    await invoice_contributions(uow, member, member.contributions_due(await uow.runs.years()), today())
 
 
 async def on_city_left(event: CityLeft, uow: FinanceUnitOfWork) -> None:
+    # Invoices already issued stay due; the rules stop invoicing years it is not a member on 1 January.
     await consumed(uow, event)
 
 
 async def run_contributions(uow: FinanceUnitOfWork, year: int, issued_on: date) -> tuple[list[Invoice], int]:
-    """The annual run: invoice every member of `year` that has no contribution for it yet.
-    Returns the invoices issued and how many members were already invoiced."""
+    """The annual run: record it, and invoice every member that owes `year` and has no contribution
+    for it yet. Returns the invoices issued and how many members were already invoiced."""
     for attempt in range(RUN_ATTEMPTS):
         try:
             async with uow:
-                issued, already = [], 0
-                for member in await uow.members.all():
-                    if not member.owes_contribution_for(year):
-                        continue
-                    if invoice := await issue_contribution(uow, member, year, issued_on):
-                        issued.append(invoice)
-                    else:
-                        already += 1
+                if year not in await uow.runs.years():
+                    await record(uow, ContributionRunCompleted(year=year, run_on=issued_on))
+                members = [m for m in await uow.members.all() if m.owes_contribution_for(year)]
+                await uow.invoices.preload_contributions({m.city_id for m in members})
+                issued = [invoice for m in members for invoice in await invoice_contributions(uow, m, [year], issued_on)]
                 await uow.commit()
-                return issued, already
+                return issued, len(members) - len(issued)
         except IntegrityError:
-            # The unique (city, year) index refused an invoice a concurrent run or join just issued.
+            # A concurrent run or join invoiced some of the same cities (or recorded the run) first.
             if attempt == RUN_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-async def pay_invoice(
-    uow: FinanceUnitOfWork, invoice_id: UUID, amount: Decimal, paid_on: date, reference: str
-) -> tuple[Invoice, Decimal, Decimal]:
-    """Record a payment: (invoice, amount applied to it, excess kept as the city's credit)."""
-    invoice = await uow.invoices.get(invoice_id, lock=True)
-    if invoice is None:
-        raise NotFound(f"no invoice {invoice_id}")
-    if invoice.status(paid_on) == "cancelled":
-        raise Conflict(f"invoice {invoice_id} is cancelled by credit notes: there is nothing to pay")
-    if await uow.invoices.payment_reference_used(invoice_id, reference):
-        raise Conflict(f"a payment with reference {reference!r} is already recorded on invoice {invoice_id}")
-    before = invoice.paid
-    await record(uow, PaymentReceived(invoice_id=invoice_id, city_id=invoice.city_id, amount=amount, paid_on=paid_on, reference=reference))
-    if invoice.kind == "contribution":  # contributions received fund the administration line
-        await release_held(uow, await uow.lines.get(invoice.year, ADMINISTRATION))
+async def invoice_by_hand(uow: FinanceUnitOfWork, city_id: UUID, year: int, reason: str, issued_on: date) -> Invoice:
+    """A manual contribution invoice, for a year the rules did not bill."""
+    if (member := await uow.members.get(city_id)) is None:
+        raise NotYetKnown(f"finance has not learnt that city {city_id} joined (yet): it invoices members only",
+                          code="unknown_member", field="city_id")
+    invoice = member.manual_contribution(year, reason, issued_on, await uow.invoices.contributions_of(city_id))
+    await record(uow, invoice.issued())
+    await _commit_invoices(uow)
+    return invoice
+
+
+# --- payments and credit ------------------------------------------------------------------
+
+
+async def pay_invoice(uow: FinanceUnitOfWork, invoice_id: UUID, amount: Decimal, paid_on: date, reference: str) -> tuple[Invoice, Payment]:
+    invoice = await _invoice(uow, invoice_id)
+    envelope = await record(uow, invoice.payment(amount, paid_on, reference, await uow.payments.of_invoice(invoice_id)))
+    await _release_administration(uow, invoice)
     await uow.commit()
-    applied = invoice.paid - before
-    return invoice, applied, amount - applied
+    return invoice, await uow.payments.get(envelope.id)
 
 
 async def credit_invoice(uow: FinanceUnitOfWork, invoice_id: UUID, amount: Decimal, reason: str, issued_on: date) -> Invoice:
     """Cancel (part of) an invoice with a credit note; what was paid beyond the new net becomes credit."""
-    invoice = await uow.invoices.get(invoice_id, lock=True)
-    if invoice is None:
-        raise NotFound(f"no invoice {invoice_id}")
-    if amount > invoice.creditable():
-        raise Conflict(f"invoice {invoice_id} has {invoice.creditable():.2f} EUR left to credit, not {amount:.2f}")
-    taken_back = max(invoice.paid - (invoice.net - amount), ZERO)
-    if invoice.kind == "contribution" and taken_back:
-        line = await uow.lines.get(invoice.year, ADMINISTRATION)
-        if taken_back > line.headroom:
-            raise Conflict(
-                f"the credit note would take back {taken_back:.2f} EUR of contributions received for {invoice.year}, "
-                f"but the administration line has only {line.headroom:.2f} EUR headroom: release a commitment first"
-            )
-    await record(
-        uow,
-        CreditNoteIssued(
-            credit_note_id=uuid4(), invoice_id=invoice_id, city_id=invoice.city_id, amount=amount, reason=reason, issued_on=issued_on
-        ),
-    )
+    invoice = await _invoice(uow, invoice_id)
+    await uow.credits.of(invoice.city_id)
+    await record(uow, invoice.credit_note(amount, reason, issued_on, await _administration(uow, invoice)))
     await uow.commit()
     return invoice
+
+
+async def _payment(uow: FinanceUnitOfWork, payment_id: UUID) -> Payment:
+    if (payment := await uow.payments.get(payment_id)) is None:
+        raise NotFound(f"no payment {payment_id}", code="no_payment")
+    return payment
+
+
+async def reverse_payment(uow: FinanceUnitOfWork, payment_id: UUID, reason: str, on: date) -> Invoice:
+    """Take back a payment recorded by mistake (a bounced transfer), with a reason."""
+    payment = await _payment(uow, payment_id)
+    invoice = await _invoice(uow, payment.invoice_id)
+    await uow.session.refresh(payment)  # as it is now that its invoice is locked
+    credit = await uow.credits.of(payment.city_id)
+    await record(uow, payment.reversal(invoice, credit, reason, on, await _administration(uow, invoice)))
+    await uow.commit()
+    return invoice
+
+
+async def reallocate_payment(uow: FinanceUnitOfWork, payment_id: UUID, invoice_id: UUID, reason: str, on: date) -> tuple[Invoice, Payment]:
+    """A payment recorded on the wrong invoice: reversed there and recorded on the right one, at once."""
+    payment = await _payment(uow, payment_id)
+    locked = {i: await _invoice(uow, i) for i in sorted({payment.invoice_id, invoice_id})}
+    source, target = locked[payment.invoice_id], locked[invoice_id]
+    await uow.session.refresh(payment)
+    moved = payment.moved_to(target, await uow.payments.of_invoice(target.id))
+    await uow.credits.lock({source.city_id, target.city_id})
+    await uow.lines.lock({(i.year, ADMINISTRATION) for i in (source, target) if i.funds_administration})
+    credit = await uow.credits.of(payment.city_id)
+    await record(uow, payment.reversal(source, credit, reason, on, await _administration(uow, source)))
+    envelope = await record(uow, moved)
+    await _release_administration(uow, source, target)
+    await uow.commit()
+    return target, await uow.payments.get(envelope.id)
+
+
+async def apply_credit(uow: FinanceUnitOfWork, invoice_id: UUID, amount: Decimal | None, on: date) -> Invoice:
+    """Pay (part of) an invoice out of its city's credit."""
+    invoice = await _invoice(uow, invoice_id)
+    credit = await uow.credits.of(invoice.city_id)
+    await record(uow, credit.application(invoice, amount, on))
+    await _release_administration(uow, invoice)
+    await uow.commit()
+    return invoice
+
+
+async def refund_credit(uow: FinanceUnitOfWork, city_id: UUID, amount: Decimal | None, reference: str, on: date) -> Decimal:
+    """Pay (part of) a city's credit back to it; returns the credit left."""
+    credit = await uow.credits.of(city_id)
+    await record(uow, credit.refund(amount, reference, on))
+    await uow.commit()
+    return credit.balance
 
 
 # --- budget and claims --------------------------------------------------------------------
 
 
 async def decide(uow: FinanceUnitOfWork, claim_id: UUID, amount: Decimal, line_name: str, year: int) -> None:
-    """Commit a CoE-funded amount in full when the line's headroom covers it, else hold it (never part-fund)."""
-    if amount == 0:  # nothing for the CoE to fund: approved, nothing committed
-        await record(uow, ReimbursementApproved(claim_id=claim_id, amount=amount, budget_line=line_name, year=year))
-        return
-    line = await uow.lines.get(year, line_name)
-    if reason := line.hold_reason(amount):
-        await record(uow, ReimbursementHeld(claim_id=claim_id, amount=amount, budget_line=line_name, year=year, reason=reason))
-    else:
-        await record(uow, ReimbursementApproved(claim_id=claim_id, amount=amount, budget_line=line_name, year=year))
+    await record(uow, (await uow.lines.get(year, line_name)).decision(claim_id, amount))
 
 
 async def on_travel_claimed(event: TravelClaimed, uow: FinanceUnitOfWork) -> None:
@@ -150,6 +226,19 @@ async def on_travel_claimed(event: TravelClaimed, uow: FinanceUnitOfWork) -> Non
         return  # a claim is decided once, whatever travel re-publishes
     await consumed(uow, event)
     await decide(uow, event.claim_id, event.coe_funded, event.budget_line, event.event_year)
+
+
+async def on_travel_claim_amended(event: TravelClaimAmended, uow: FinanceUnitOfWork) -> None:
+    """Re-decide the claim as if it arrived now: release what it holds, then commit or hold the new amount."""
+    if (claim := await uow.claims.get(event.claim_id)) is None:
+        raise NotFound(f"claim {event.claim_id} is amended, but finance never received it", code="no_claim")
+    await consumed(uow, event)
+    if (reopened := claim.reopening(event)) is None:
+        return  # it crossed a payment or a rejection: finance's decision stands
+    await record(uow, reopened)
+    await decide(uow, event.claim_id, event.coe_funded, event.budget_line, event.event_year)
+    for year, line in {(reopened.year, reopened.budget_line), (event.event_year, event.budget_line)}:
+        await release_held(uow, await uow.lines.get(year, line))
 
 
 async def on_expert_visit_claimed(event: ExpertVisitClaimed, uow: FinanceUnitOfWork) -> None:
@@ -163,29 +252,20 @@ async def on_expert_visit_claimed(event: ExpertVisitClaimed, uow: FinanceUnitOfW
         await record(uow, invoice.issued())
 
 
-async def release_held(uow: FinanceUnitOfWork, line: BudgetLine) -> int:
+async def release_held(uow: FinanceUnitOfWork, line: BudgetLine) -> None:
     """Headroom grew: approve the held claims in the order they were held, up to the first that does
     not fit (no overtaking, so a large claim is never starved by smaller ones behind it)."""
-    released = 0
     if not line.held:
-        return released
+        return
     for claim in await uow.claims.held_on(line.year, line.line):
-        if not line.covers(claim.amount):
+        if (approved := line.release(claim)) is None:
             break
-        await record(uow, ReimbursementApproved(claim_id=claim.claim_id, amount=claim.amount, budget_line=line.line, year=line.year))
-        released += 1
-    return released
+        await record(uow, approved)
 
 
 async def set_budget(uow: FinanceUnitOfWork, year: int, allocations: dict[str, Decimal]) -> list[BudgetLine]:
     lines = await uow.lines.year(year)
-    for line in lines:
-        if line.line in COE_LINES and allocations[line.line] < line.committed + line.spent:
-            raise Conflict(
-                f"{line.line} {year}: allocation {allocations[line.line]:.2f} EUR is below what is already committed "
-                f"and spent ({line.committed + line.spent:.2f} EUR)"
-            )
-    await record(uow, BudgetSet(year=year, **{line: allocations[line] for line in LINES}))
+    await record(uow, budget(year, lines, allocations))
     for line in lines:
         await release_held(uow, line)
     await uow.commit()
@@ -195,51 +275,41 @@ async def set_budget(uow: FinanceUnitOfWork, year: int, allocations: dict[str, D
 async def record_spending(
     uow: FinanceUnitOfWork, year: int, line_name: str, kind: str, amount: Decimal, reference: str, on: date
 ) -> UUID:
-    """Other spending against a line, as a commitment or as spent: only within the line's headroom."""
-    line = await uow.lines.get(year, line_name)
-    if not line.is_set:
-        raise Conflict(f"no budget set for {year} yet: set it with PUT /budgets/{year} first")
-    if amount > line.headroom:  # headroom never goes below zero
-        raise Conflict(f"{line_name} {year} headroom {line.headroom:.2f} EUR does not cover {amount:.2f} EUR")
-    spending_id = uuid4()
-    committed, spent = (amount, ZERO) if kind == "commitment" else (ZERO, amount)
-    await record(
-        uow,
-        SpendingRecorded(
-            spending_id=spending_id, year=year, budget_line=line_name, kind=kind, committed=committed, spent=spent,
-            reference=reference, recorded_on=on,
-        ),
-    )
+    """Other spending against a line, as a commitment or as spent."""
+    event = (await uow.lines.get(year, line_name)).spending(kind, amount, reference, on)
+    await record(uow, event)
     await uow.commit()
-    return spending_id
+    return event.spending_id
 
 
-async def settle_spending(uow: FinanceUnitOfWork, spending_id: UUID, spent: Decimal, on: date) -> None:
-    """A commitment is settled: `spent` moves from committed to spent, the rest is released."""
-    entry = await uow.spendings.get(spending_id)
-    if entry is None:
-        raise NotFound(f"no spending {spending_id}")
+async def _spending_on_locked_line(uow: FinanceUnitOfWork, spending_id: UUID) -> tuple[Spending, BudgetLine]:
+    if (entry := await uow.spendings.get(spending_id)) is None:
+        raise NotFound(f"no spending {spending_id}", code="no_spending")
     line = await uow.lines.get(entry.year, entry.budget_line)  # lock first, then read the entry as it is now
     await uow.session.refresh(entry)
-    if entry.kind != "commitment" or entry.open == 0:
-        raise Conflict(f"spending {spending_id} has no open commitment to settle")
-    if spent > entry.open:
-        raise Conflict(f"spending {spending_id}: {spent:.2f} EUR is more than the {entry.open:.2f} EUR committed")
-    await record(
-        uow,
-        SpendingRecorded(
-            spending_id=spending_id, year=entry.year, budget_line=entry.budget_line, kind="settled", committed=-entry.open,
-            spent=spent, reference=entry.reference, recorded_on=on,
-        ),
-    )
+    return entry, line
+
+
+async def settle_spending(uow: FinanceUnitOfWork, spending_id: UUID, spent: Decimal, on: date) -> Spending:
+    entry, line = await _spending_on_locked_line(uow, spending_id)
+    await record(uow, entry.settlement(spent, on))
     await release_held(uow, line)
     await uow.commit()
+    return entry
 
 
-async def _claim_on_locked_line(uow: FinanceUnitOfWork, claim_id: UUID):
-    claim = await uow.claims.get(claim_id)
-    if claim is None:
-        raise NotFound(f"no claim {claim_id}")
+async def reverse_spending(uow: FinanceUnitOfWork, spending_id: UUID, reason: str, on: date) -> Spending:
+    """A mistaken entry gives its headroom back; held claims that now fit are released."""
+    entry, line = await _spending_on_locked_line(uow, spending_id)
+    await record(uow, entry.reversal(reason, on))
+    await release_held(uow, line)
+    await uow.commit()
+    return entry
+
+
+async def _claim_on_locked_line(uow: FinanceUnitOfWork, claim_id: UUID) -> tuple[Claim, BudgetLine | None]:
+    if (claim := await uow.claims.get(claim_id)) is None:
+        raise NotFound(f"no claim {claim_id}", code="no_claim")
     line = None
     if claim.year is not None and claim.budget_line:
         line = await uow.lines.get(claim.year, claim.budget_line)  # claims change only under their line's lock
@@ -247,34 +317,29 @@ async def _claim_on_locked_line(uow: FinanceUnitOfWork, claim_id: UUID):
     return claim, line
 
 
-async def pay_claim(uow: FinanceUnitOfWork, claim_id: UUID, paid_on: date, amount: Decimal | None) -> None:
-    """An approved claim is paid: its commitment becomes spent (a smaller payment releases the rest)."""
+async def pay_claim(uow: FinanceUnitOfWork, claim_id: UUID, paid_on: date, amount: Decimal | None) -> Claim:
     claim, line = await _claim_on_locked_line(uow, claim_id)
-    if claim.status != "approved":
-        raise Conflict(f"claim {claim_id} is {claim.status}: only an approved claim can be paid")
-    amount = claim.amount if amount is None else amount
-    if amount > claim.amount:
-        raise Conflict(f"claim {claim_id}: {amount:.2f} EUR is more than the {claim.amount:.2f} EUR approved")
-    await record(uow, ReimbursementPaid(claim_id=claim_id, amount=amount, paid_on=paid_on))
+    await record(uow, claim.payment(paid_on, amount))
     if line is not None:
         await release_held(uow, line)
     await uow.commit()
+    return claim
 
 
-async def reject_claim(uow: FinanceUnitOfWork, claim_id: UUID, reason: str) -> None:
-    """A held (or approved, unpaid) claim is rejected: it leaves the queue or releases its commitment."""
+async def reject_claim(uow: FinanceUnitOfWork, claim_id: UUID, reason: str) -> Claim:
     claim, line = await _claim_on_locked_line(uow, claim_id)
-    if claim.status not in ("held", "approved"):
-        raise Conflict(f"claim {claim_id} is {claim.status}: only a held or approved claim can be rejected")
-    await record(uow, ReimbursementRejected(claim_id=claim_id, reason=reason))
+    await record(uow, claim.rejection(reason))
     if line is not None:
         await release_held(uow, line)
     await uow.commit()
+    return claim
 
 
 HANDLERS = {
     CityJoined: on_city_joined,
+    JoinDateCorrected: on_join_date_corrected,
     CityLeft: on_city_left,
     TravelClaimed: on_travel_claimed,
+    TravelClaimAmended: on_travel_claim_amended,
     ExpertVisitClaimed: on_expert_visit_claimed,
 }

@@ -76,7 +76,7 @@ def _totals(rows: list[dict[str, Any]], on: date) -> dict[str, Any]:
 
 
 def _invoice_row(invoice: Invoice, name: str | None, credit: Decimal, on: date) -> dict[str, Any]:
-    outstanding = invoice.outstanding if invoice.outstanding > 0 else ZERO
+    outstanding = invoice.outstanding
     overdue = outstanding if on > invoice.due_on else ZERO
     values = {"invoiced": invoice.amount, "credited": invoice.credited, "received": invoice.paid, "outstanding": outstanding,
               "overdue": overdue, "credit": credit}

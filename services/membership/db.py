@@ -1,10 +1,12 @@
 """Membership tables, mapped onto the plain domain classes, the repositories and the unit of work."""
 
+from datetime import date
 from uuid import UUID
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     Column,
     Date,
     ForeignKey,
@@ -15,14 +17,16 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
+    or_,
     select,
     text,
 )
 from sqlalchemy.orm import registry
 
-from services.common.db import UnitOfWork, UtcDateTime
+from services.common.db import Keyed, UnitOfWork, UtcDateTime
 from services.common.refusals import NotFound
-from services.membership.domain import City, CityStatus, ExpertVisit
+from services.membership.domain import City, CityStatus, ExpertVisit, SignatureCorrection
 from services.membership.index import Indexed, IndexScore, IndexSubmission, Waiting
 
 mapper = registry()
@@ -37,12 +41,24 @@ cities = Table(
     Column("foreign_born_share", Numeric(5, 4, asdecimal=True)),
     Column("european", Boolean, nullable=False),
     Column("applied_on", Date, nullable=False),
-    Column("status", String(20), nullable=False, index=True),
     Column("statement_signed_on", Date),
     Column("agreement_signed_on", Date),
-    Column("joined_on", Date),
+    Column("joined_on", Date, index=True),
     Column("left_on", Date),
     Column("contact", String(300)),
+)
+
+signature_corrections = Table(
+    "signature_corrections",
+    mapper.metadata,
+    Column("number", Integer, primary_key=True, autoincrement=True),  # the order they were made in
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("city_id", Uuid, ForeignKey("cities.id"), nullable=False, index=True),
+    Column("document", String(40), nullable=False),
+    Column("previous_signed_on", Date, nullable=False),
+    Column("signed_on", Date, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("corrected_on", Date, nullable=False),
 )
 
 index_submissions = Table(
@@ -83,25 +99,40 @@ expert_visits = Table(
 mapper.map_imperatively(City, cities)
 mapper.map_imperatively(IndexSubmission, index_submissions)
 mapper.map_imperatively(ExpertVisit, expert_visits)
+mapper.map_imperatively(SignatureCorrection, signature_corrections)
 
 
-class CityRepository:
+def status_on(day: date) -> dict[CityStatus, ColumnElement[bool]]:
+    """City.status_on as SQL, so that `?status=member` lists exactly the cities whose status is member."""
+    c = cities.c
+    return {
+        CityStatus.LEFT: c.left_on < day,
+        CityStatus.MEMBER: and_(c.joined_on <= day, or_(c.left_on.is_(None), c.left_on >= day)),
+        CityStatus.APPLICANT: and_(or_(c.joined_on.is_(None), c.joined_on > day), or_(c.left_on.is_(None), c.left_on >= day)),
+    }
+
+
+class CityRepository(Keyed[City]):
     def __init__(self, session) -> None:
-        self.session = session
+        super().__init__(session, City, cities.c.id)
 
-    def add(self, city: City) -> None:
-        self.session.add(city)
-
-    async def get(self, city_id: UUID) -> City:
-        city = await self.session.get(City, city_id)
-        if city is None:
-            raise NotFound(f"no city with id {city_id}")
+    async def get(self, city_id: UUID) -> City:  # type: ignore[override]
+        if (city := await super().get(city_id)) is None:
+            raise NotFound(f"no city with id {city_id}", code="no_city")
         return city
 
-    async def list(self, status: str | None, limit: int, offset: int) -> list[City]:
+    async def find(self, status: CityStatus | None, today: date, limit: int, offset: int) -> list[City]:
         query = select(City).order_by(cities.c.name, cities.c.id).limit(limit).offset(offset)
         if status:
-            query = query.where(cities.c.status == status)
+            query = query.where(status_on(today)[status])
+        return list(await self.session.scalars(query))
+
+    def add_correction(self, correction: SignatureCorrection) -> None:
+        self.session.add(correction)
+
+    async def corrections(self, city_id: UUID) -> list[SignatureCorrection]:
+        query = select(SignatureCorrection).where(signature_corrections.c.city_id == city_id).order_by(
+            signature_corrections.c.number)
         return list(await self.session.scalars(query))
 
 
@@ -145,13 +176,13 @@ class IndexRepository:
         )
         return (await self.session.scalars(query)).first()
 
-    async def network(self, version: int) -> list[Indexed]:
+    async def network(self, version: int, today: date) -> list[Indexed]:
         """The latest analysed result, on questionnaire `version`, of every member city."""
         s, c = index_submissions.c, cities.c
         query = (
             select(s.city_id, c.population, c.foreign_born_share, s.result)
             .join(cities, c.id == s.city_id)
-            .where(c.status == CityStatus.MEMBER, s.version == version, s.analysed_on.is_not(None))
+            .where(status_on(today)[CityStatus.MEMBER], s.version == version, s.analysed_on.is_not(None))
             .order_by(s.number)
         )
         latest = {}
@@ -161,17 +192,14 @@ class IndexRepository:
                 for city_id, (population, share, result) in latest.items()]
 
 
-class ExpertVisitRepository:
+class ExpertVisitRepository(Keyed[ExpertVisit]):
     def __init__(self, session) -> None:
-        self.session = session
+        super().__init__(session, ExpertVisit, expert_visits.c.id)
 
-    def add(self, visit: ExpertVisit) -> None:
-        self.session.add(visit)
-
-    async def get(self, city_id: UUID, visit_id: UUID) -> ExpertVisit:
-        visit = await self.session.get(ExpertVisit, visit_id)
+    async def of(self, city_id: UUID, visit_id: UUID) -> ExpertVisit:
+        visit = await self.get(visit_id)
         if visit is None or visit.city_id != city_id:
-            raise NotFound(f"no expert visit {visit_id} for city {city_id}")
+            raise NotFound(f"no expert visit {visit_id} for city {city_id}", code="no_expert_visit")
         return visit
 
     async def of_city(self, city_id: UUID) -> list[ExpertVisit]:

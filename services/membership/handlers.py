@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common.refusals import Conflict, NotFound
 from services.membership import domain, index
 from services.membership.db import MembershipUnitOfWork
-from services.membership.domain import City, ExpertVisit
+from services.membership.domain import City, Document, ExpertVisit
 from services.membership.index import Comparison, IndexScore, IndexSubmission, QueuePlace
 
 
@@ -31,25 +31,37 @@ async def apply_for_membership(
     return city
 
 
-async def sign_statement_of_intent(uow: MembershipUnitOfWork, city_id: UUID, signed_on: date) -> City:
+async def sign_statement_of_intent(uow: MembershipUnitOfWork, city_id: UUID, signed_on: date, today: date) -> City:
     city = await uow.cities.get(city_id)
-    if joined := city.sign_statement_of_intent(signed_on):
+    if joined := city.sign_statement_of_intent(signed_on, today):
         uow.emit(joined)
     await uow.commit()
     return city
 
 
-async def sign_financial_agreement(uow: MembershipUnitOfWork, city_id: UUID, signed_on: date) -> City:
+async def sign_financial_agreement(uow: MembershipUnitOfWork, city_id: UUID, signed_on: date, today: date) -> City:
     city = await uow.cities.get(city_id)
-    if joined := city.sign_financial_agreement(signed_on):
+    if joined := city.sign_financial_agreement(signed_on, today):
         uow.emit(joined)
     await uow.commit()
     return city
 
 
-async def withdraw(uow: MembershipUnitOfWork, city_id: UUID, effective_on: date) -> City:
+async def correct_signature(
+    uow: MembershipUnitOfWork, city_id: UUID, document: Document, signed_on: date, reason: str, today: date
+) -> City:
     city = await uow.cities.get(city_id)
-    uow.emit(city.withdraw(effective_on))
+    correction, corrected = city.correct_signature(document, signed_on, reason, today)
+    uow.cities.add_correction(correction)
+    if corrected:
+        uow.emit(corrected)
+    await uow.commit()
+    return city
+
+
+async def withdraw(uow: MembershipUnitOfWork, city_id: UUID, effective_on: date, today: date) -> City:
+    city = await uow.cities.get(city_id)
+    uow.emit(city.withdraw(effective_on, today))
     await uow.commit()
     return city
 
@@ -58,23 +70,18 @@ async def withdraw(uow: MembershipUnitOfWork, city_id: UUID, effective_on: date)
 
 
 async def submit_index_questionnaire(
-    uow: MembershipUnitOfWork, city_id: UUID, version: int, answers: Mapping[str, str], now: datetime
+    uow: MembershipUnitOfWork, city_id: UUID, version: int | None, answers: Mapping[str, str], now: datetime
 ) -> QueuePlace:
     """Queue a city's answers for analysis; answers that do not fit the questionnaire never get in."""
     city = await uow.cities.get(city_id)
-    city.may_submit_index()
-    if waiting := await uow.index.waiting_for(city_id):
-        raise Conflict(
-            f"{city.name} already has INDEX answers waiting for analysis (submitted {waiting.submitted_at:%Y-%m-%d}); "
-            "it can submit again once they are analysed"
-        )
+    city.may_submit_index(now.date(), await uow.index.waiting_for(city_id))
     submission = IndexSubmission.submit(city.id, version, answers, now)
     uow.index.add(submission)
     name = city.name  # a failed flush expires every loaded object
     try:
         await uow.session.flush()
     except IntegrityError:  # a concurrent submission from the same city got in first
-        raise Conflict(f"{name} already has INDEX answers waiting for analysis") from None
+        raise Conflict(f"{name} already has INDEX answers waiting for analysis", code="answers_waiting") from None
     place = await queue_place(uow, submission.id)
     await uow.commit()
     return place
@@ -99,10 +106,10 @@ async def analyse_next(uow: MembershipUnitOfWork, on: date, analyst: str | None)
     nobody picks one out of turn."""
     queue = await analysis_queue(uow)
     if not queue:
-        raise NotFound("the INDEX analysis queue is empty")
+        raise NotFound("the INDEX analysis queue is empty", code="queue_empty")
     submission = await uow.index.get_waiting_for_update(queue[0].waiting.submission_id)
     if submission is None:
-        raise Conflict("another analyst has just taken the head of the queue; ask again for the next one")
+        raise Conflict("another analyst has just taken the head of the queue; ask again for the next one", code="taken")
     score = submission.analyse(on, analyst)
     await uow.commit()
     return Analysed(submission, score)
@@ -116,18 +123,19 @@ class IndexResult:
     comparison: Comparison
 
 
-async def index_result(uow: MembershipUnitOfWork, city_id: UUID) -> IndexResult:
+async def index_result(uow: MembershipUnitOfWork, city_id: UUID, today: date) -> IndexResult:
     city = await uow.cities.get(city_id)
     submission = await uow.index.latest_analysed(city_id)
     if submission is None:
         waiting = await uow.index.waiting_for(city_id)
         if waiting is None:
-            raise NotFound(f"{city.name} has not submitted the INDEX questionnaire")
+            raise NotFound(f"{city.name} has not submitted the INDEX questionnaire", code="not_submitted")
         place = await queue_place(uow, waiting.id)
-        raise NotFound(f"{city.name}'s INDEX answers are not analysed yet: position {place.position} in the analysis queue")
+        raise NotFound(f"{city.name}'s INDEX answers are not analysed yet: position {place.position} in the analysis queue",
+                       code="not_analysed_yet")
     score = submission.score
     me = index.Indexed(city.id, city.population, city.foreign_born_share, score)
-    comparison = index.compare(me, await uow.index.network(submission.version))
+    comparison = index.compare(me, await uow.index.network(submission.version, today))
     return IndexResult(city, submission, score, comparison)
 
 
@@ -135,19 +143,19 @@ async def index_result(uow: MembershipUnitOfWork, city_id: UUID) -> IndexResult:
 
 
 async def schedule_expert_visit(
-    uow: MembershipUnitOfWork, city_id: UUID, visit_date: date, experts: list[str], coe_representatives: list[str]
+    uow: MembershipUnitOfWork, city_id: UUID, visit_date: date, experts: list[str], coe_representatives: list[str], today: date
 ) -> ExpertVisit:
     city = await uow.cities.get(city_id)
-    visit = city.schedule_expert_visit(visit_date, experts, coe_representatives)
+    visit = city.schedule_expert_visit(visit_date, experts, coe_representatives, today)
     uow.expert_visits.add(visit)
     await uow.commit()
     return visit
 
 
 async def record_intercultural_profile(
-    uow: MembershipUnitOfWork, city_id: UUID, visit_id: UUID, summary: str, url: str | None, recorded_on: date
+    uow: MembershipUnitOfWork, city_id: UUID, visit_id: UUID, summary: str, url: str | None, recorded_on: date, today: date
 ) -> ExpertVisit:
-    visit = await uow.expert_visits.get(city_id, visit_id)
-    visit.record_profile(summary, url, recorded_on)
+    visit = await uow.expert_visits.of(city_id, visit_id)
+    visit.record_profile(summary, url, recorded_on, today)
     await uow.commit()
     return visit

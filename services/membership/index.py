@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from uuid import UUID, uuid4
 
+from services.common.refusals import Invalid, NotFound
+
 QUESTIONNAIRES = Path(__file__).parent
 TENTH = Decimal("0.1")
 
@@ -49,12 +51,13 @@ class Area:
         return sum(q.max_points for q in self.questions)
 
 
-class InvalidAnswers(ValueError):
+class InvalidAnswers(Invalid):
     """The answers do not fit the questionnaire; `problems` maps each question code to what is wrong."""
 
     def __init__(self, version: int, problems: dict[str, str]) -> None:
         self.problems = problems
-        super().__init__(f"answers do not fit INDEX v{version}: " + "; ".join(f"{q}: {p}" for q, p in problems.items()))
+        super().__init__(f"answers do not fit INDEX v{version}: " + "; ".join(f"{q}: {p}" for q, p in problems.items()),
+                         code="answers_do_not_fit", field="answers")
 
 
 @dataclass(frozen=True)
@@ -163,12 +166,13 @@ def current_version() -> int:
 
 
 def questionnaire(version: int | None = None) -> Questionnaire:
-    """A questionnaire by version (default: the newest). Unknown versions raise LookupError."""
+    """A questionnaire by version (default: the newest)."""
     version = current_version() if version is None else version
     try:
         return questionnaires()[version]
     except KeyError:
-        raise LookupError(f"no INDEX questionnaire version {version}; known: {sorted(questionnaires())}") from None
+        raise NotFound(f"no INDEX questionnaire version {version}; known: {sorted(questionnaires())}",
+                       code="no_questionnaire_version", field="version") from None
 
 
 # --- submissions and the analysis queue -----------------------------------------------------
@@ -189,9 +193,14 @@ class IndexSubmission:
     result: dict | None = None  # IndexScore.as_data()
 
     @classmethod
-    def submit(cls, city_id: UUID, version: int, answers: Mapping[str, str], submitted_at: datetime) -> "IndexSubmission":
-        questionnaire(version).check(answers)
-        return cls(uuid4(), city_id, version, dict(answers), submitted_at)
+    def submit(cls, city_id: UUID, version: int | None, answers: Mapping[str, str], submitted_at: datetime) -> "IndexSubmission":
+        """Answers to questionnaire `version` (default: the newest) that fit it."""
+        try:
+            answered = questionnaire(version)
+        except NotFound as err:
+            raise Invalid(str(err), code=err.code, field="version") from None
+        answered.check(answers)
+        return cls(uuid4(), city_id, answered.version, dict(answers), submitted_at)
 
     @property
     def score(self) -> IndexScore | None:

@@ -5,9 +5,9 @@ import os
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
-from contracts.events import CityJoined, ExpertVisitClaimed, TravelClaimed
+from contracts.events import CityJoined, ExpertVisitClaimed, JoinDateCorrected, TravelClaimAmended, TravelClaimed
 from deploy.kafka.acls import grant
 from deploy.kafka.principals import login
 from services.common.api import today
@@ -104,10 +104,39 @@ async def test_the_figures_rebuilt_from_the_topics_equal_the_live_ones(platform)
         assert (await finance.put(f"/budgets/{YEAR}", json={"lines": {**budget, "delegate_travel": "1100.00"}})).status_code == 200
         await finance.post("/contribution-runs", json={"year": YEAR + 1})
 
+        # Corrections: each is a new fact on a topic, so the rebuild must reproduce it too.
+        amended = TravelClaimAmended(
+            claim_id=claims[3].claim_id, registration_id=claims[3].registration_id, workshop_id=claims[3].workshop_id,
+            city_id=lublin, european=True, budget_line="delegate_travel", coe_funded="120.00", city_borne="0.00",
+            previous_coe_funded="90.00", event_year=YEAR, amended_on=today(), amendment=1,
+        )
+        await publish(platform, amended, service="travel")
+        await eventually(lambda: _claim_amount(finance, claims[3].claim_id, "120.00"), what="the amended claim decided again")
+        resubmitted = travel_claim("100.00", oslo).model_copy(update={"supersedes": UUID(held[0]), "claim_version": 2})
+        await publish(platform, resubmitted, service="travel")
+        await eventually(lambda: _count(finance, "/reimbursements", 8), what="the resubmission decided")
+        await publish(platform, JoinDateCorrected(city_id=oslo, joined_on=date(YEAR, 10, 3), previous_joined_on=date(YEAR, 2, 1),
+                                                  european=True, reason="signed in October"), service="membership")
+        await eventually(lambda: _status(finance, invoices[(str(oslo), "contribution")]["id"], "cancelled"),
+                         what="Oslo's contribution cancelled by the corrected join date")
+        recharge = invoices[(str(montreal), "expert_visit_recharge")]["id"]
+        [bank_4] = (await finance.get(f"/invoices/{recharge}/payments")).json()
+        assert (await finance.post(f"/payments/{bank_4['id']}/reversal", json={"reason": "bounced"})).status_code == 200
+        assert (await finance.post(f"/invoices/{recharge}/credit-applications", json={"amount": "300.00"})).status_code == 201
+        assert (await finance.post(f"/credits/{montreal}/refunds", json={"amount": "100.00", "reference": "R-1"})).status_code == 201
+        tampere = str(cities[3].city_id)
+        manual = await finance.post("/invoices", json={"city_id": tampere, "year": YEAR, "reason": "agreed from October"})
+        assert manual.status_code == 201, manual.text
+        rent = next(e for e in (await finance.get(f"/budgets/{YEAR}/spending")).json() if e["reference"] == "rent")
+        assert (await finance.post(f"/spending/{rent['id']}/reversal", json={"reason": "paid by the host"})).status_code == 200
+
         await eventually(lambda: _drained(app), what="every decision published")
         live = await figures(finance)
     assert live["budgets"][0]["lines"]["delegate_travel"]["spent"] == "380.00"  # the scenario did happen
-    assert live["reconciliation"][0]["contributions"]["total"]["credit"] == "600.00"
+    assert live["reconciliation"][0]["contributions"]["total"]["credit"] == "5600.00"  # Montréal's 600, Oslo's 5000
+    assert live["budgets"][0]["lines"]["administration"]["spent"] == "0.00"
+    assert {c["claim_id"]: c["supersedes"] for c in live["claims"]}[str(resubmitted.claim_id)] == held[0]
+    assert next(c for c in live["credits"] if c["city_id"] == str(montreal))["credit"] == "200.00"
 
     database = platform.databases("finance_rebuilt")
     if platform.kafka.secured:  # the rebuild reads as finance, with no more than finance's ACLs
@@ -121,6 +150,15 @@ async def test_the_figures_rebuilt_from_the_topics_equal_the_live_ones(platform)
 
     again, output = await run_rebuild(platform, database)
     assert again == 2 and "refused" in output  # never on top of existing figures
+
+
+async def _claim_amount(client, claim_id, amount: str) -> bool:
+    claim = (await client.get(f"/reimbursements/{claim_id}")).json()
+    return claim["amount"] == amount and claim["status"] in ("approved", "held")
+
+
+async def _status(client, invoice_id: str, status: str) -> bool:
+    return (await client.get(f"/invoices/{invoice_id}")).json()["status"] == status
 
 
 async def _count(client, path: str, n: int) -> bool:

@@ -89,8 +89,9 @@ def test_no_operation_answers_a_server_error(service: str) -> None:
         suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
     )
 
-    # /ready answers 503 by design here (the broker is absent); a live event stream never ends.
-    schema = schema.exclude(path="/ready").exclude(path="/dashboard/stream")
+    # /ready answers 503 by design here: the broker is absent. /dashboard/stream never ends (Server-
+    # Sent Events): each call would wait out its timeout; its own tests cover it.
+    schema = schema.exclude(path=["/ready", "/dashboard/stream"])
     for result in schema.get_all_operations():
         operation = result.ok()
 

@@ -113,9 +113,17 @@ async def test_events_finance_has_no_use_for_are_skipped(finance) -> None:
 async def test_the_database_refuses_a_second_contribution_for_the_same_city_and_year(finance) -> None:
     city = uuid4()
     async with finance.sessions() as session:
-        session.add(Invoice.contribution(city, 2026, date(2026, 1, 1)))
+        first = Invoice.contribution(city, 2026, date(2026, 1, 1))
+        replaced, amount = first.id, first.amount
+        session.add(first)
         await session.commit()
         session.add(Invoice.contribution(city, 2026, date(2026, 1, 2)))
+        with pytest.raises(IntegrityError):
+            await session.commit()
+    async with finance.sessions() as session:  # once cancelled, the year may be invoiced again, once
+        session.add(Invoice.new(city, "contribution", 2026, amount, date(2026, 6, 1), replaces=replaced))
+        await session.commit()
+        session.add(Invoice.new(city, "contribution", 2026, amount, date(2026, 6, 2), replaces=replaced))
         with pytest.raises(IntegrityError):
             await session.commit()
 

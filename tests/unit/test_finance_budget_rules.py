@@ -17,26 +17,26 @@ def invoice() -> Invoice:
 
 def test_a_partial_payment_leaves_the_rest_outstanding_and_an_overpayment_becomes_credit() -> None:
     bill = invoice()
-    assert bill.pay(D("2000.00")) == (D("2000.00"), D("0.00"))
+    assert bill.apply_payment(D("2000.00")) == (D("2000.00"), D("0.00"))
     assert (bill.status(date(2026, 3, 2)), bill.outstanding) == ("partly_paid", D("3000.00"))
-    assert bill.pay(D("3500.00")) == (D("3000.00"), D("500.00"))
+    assert bill.apply_payment(D("3500.00")) == (D("3000.00"), D("500.00"))
     assert (bill.status(date(2026, 12, 31)), bill.outstanding) == ("paid", D("0.00"))
-    assert bill.pay(D("10.00")) == (D("0.00"), D("10.00"))  # nothing left to pay: all of it is credit
+    assert bill.apply_payment(D("10.00")) == (D("0.00"), D("10.00"))  # nothing left to pay: all of it is credit
 
 
 def test_a_credit_note_below_what_was_paid_turns_the_difference_into_credit() -> None:
     bill = invoice()
-    bill.pay(D("4000.00"))
-    assert bill.credit(D("1500.00")) == D("500.00")
+    bill.apply_payment(D("4000.00"))
+    assert bill.apply_credit_note(D("1500.00")) == D("500.00")
     assert (bill.paid, bill.net, bill.status(date(2026, 3, 2))) == (D("3500.00"), D("3500.00"), "paid")
-    assert bill.credit(D("3500.00")) == D("3500.00")
-    assert (bill.status(date(2026, 3, 2)), bill.creditable()) == ("cancelled", D("0.00"))
+    assert bill.apply_credit_note(D("3500.00")) == D("3500.00")
+    assert (bill.status(date(2026, 3, 2)), bill.creditable) == ("cancelled", D("0.00"))
 
 
 def test_an_unpaid_invoice_is_overdue_the_day_after_it_falls_due() -> None:
     bill = invoice()
     assert bill.status(date(2026, 4, 30)) == "issued" and bill.status(date(2026, 5, 1)) == "overdue"
-    bill.pay(D("1.00"))
+    bill.apply_payment(D("1.00"))
     assert bill.status(date(2026, 5, 1)) == "overdue"
 
 
@@ -74,6 +74,10 @@ def test_warnings_at_80_and_90_percent_of_what_is_available(used: str, pct: str,
     (date(2026, 10, 1), None, 2026, False),  # first invoiced for 2027
     (date(2026, 3, 1), date(2026, 12, 31), 2027, False),
     (date(2026, 3, 1), date(2027, 6, 30), 2027, True),  # a member for part of 2027: the year is due in full
+    (date(2026, 3, 1), date(2027, 1, 1), 2027, True),  # still a member on 1 January: its last day
+    (date(2026, 10, 1), date(2026, 12, 31), 2027, False),  # joined in October and gone before its first year
+    (date(2026, 10, 1), None, 2027, True),
+    (date(2027, 9, 30), None, 2027, True),  # the join year, before 1 October
     (date(2028, 1, 5), None, 2027, False),
 ])
 def test_who_owes_a_contribution_for_a_year(joined_on: date, left_on: date | None, year: int, owes: bool) -> None:

@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import pytest
 
+from services.common.refusals import NotFound
 from services.membership import index
 from services.membership.index import IndexScore, Indexed, InvalidAnswers, Waiting, analysis_order, compare, peer_group
 
@@ -41,7 +42,7 @@ def test_the_questionnaire_has_every_policy_area_of_the_domain_with_participatio
 
 
 def test_an_unknown_questionnaire_version_is_refused() -> None:
-    with pytest.raises(LookupError, match="no INDEX questionnaire version 9; known: \\[1\\]"):
+    with pytest.raises(NotFound, match="no INDEX questionnaire version 9; known: \\[1\\]"):
         index.questionnaire(9)
 
 
