@@ -26,6 +26,7 @@ from bench.kit import Run, percentile, say
 from bench.pipeline import compare
 from bench.rebuild import rebuild
 from deploy.kafka.local import LocalKafka
+from services.common.settings import KafkaConnection, KafkaSettings
 
 PARTS = ("pipeline", "claims", "rebuild")
 LONG_REBUILD = 1_000_000
@@ -39,9 +40,9 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def bench(args: argparse.Namespace, bootstrap: str) -> list[str]:
-    run = Run(bootstrap, args.database)
-    lines, last = [f"ICC bench ({args.database}, broker {bootstrap}, {os.cpu_count()} cores, load average {load()} at start)"], []
+async def bench(args: argparse.Namespace, kafka: KafkaConnection) -> list[str]:
+    run = Run(kafka, args.database)
+    lines, last = [f"ICC bench ({args.database}, broker {kafka.bootstrap_servers}, {os.cpu_count()} cores, load average {load()} at start)"], []
     failed = True
     try:
         if "pipeline" in args.parts:
@@ -99,18 +100,19 @@ async def main() -> None:
     if unknown := set(args.parts) - set(PARTS):
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}: choose among {', '.join(PARTS)}")
 
-    kafka, started_here = None, False
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        kafka = LocalKafka()
-        started_here = not kafka.is_ready()
-        kafka.start()
-        bootstrap = kafka.bootstrap_servers
+    local, started_here = None, False
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka = KafkaSettings().kafka_connection()  # on a secured cluster: a user that may create topics and grant ACLs
+    else:
+        local = LocalKafka()
+        started_here = not local.is_ready()
+        local.start()
+        kafka = local.connection()  # the project's broker, as admin
     try:
-        lines = await bench(args, bootstrap)
+        lines = await bench(args, kafka)
     finally:
-        if kafka is not None and started_here:
-            kafka.stop()
+        if local is not None and started_here:
+            local.stop()
     print("\n" + "\n".join(lines), flush=True)
 
 

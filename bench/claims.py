@@ -21,7 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.http import HttpClient, Response
 from bench.kit import Arrivals, Run, free_port, producer, record, say
 from contracts.events import CityJoined, DelegateRegistered, WorkshopScheduled
-from contracts.topics import Topic
+from contracts.topics import CONSUMES, Topic
+from services.common.kafka import client_args
+from services.common.settings import KafkaConnection
 from services.common.api import today
 
 WARM_UP = 20
@@ -54,8 +56,11 @@ class Figures:
 
 async def claims_pipeline(run: Run, rate: float, count: int, throughput_count: int) -> Figures:
     prefix = run.prefix()
+    await run.grant(prefix, ["finance", "travel"])
+    # Topics travel and finance consume but may not create (the bench plays membership and events).
+    await run.create_topics(f"{prefix}{t.value}" for t in {*CONSUMES["finance"], *CONSUMES["travel"]} - {Topic.CLAIMS, Topic.REIMBURSEMENTS})
     finance = run.start("finance-claims", "services.finance", prefix, port=free_port())
-    travel = run.start("travel", "services.travel", prefix, port=free_port())
+    travel = run.start("travel", "services.travel", prefix, port=free_port(), principal="travel")
     bare = run.start("bare", "bench.bare", prefix, port=free_port(), database=False)
     await asyncio.gather(finance.ready(), travel.ready(), bare.ready())
     run.topics.add(f"{prefix}{Topic.CLAIMS.value}")  # created by the services; dropped with the run
@@ -69,10 +74,10 @@ async def claims_pipeline(run: Run, rate: float, count: int, throughput_count: i
         _expect(await finance_client.put(f"/budgets/{on.year}", json={"lines": lines}), 200)
         await _publish_registrations(run, prefix, registrations, on)
         say(f"  waiting for travel to learn {len(registrations)} registrations ...")
-        await _consumed(run.bootstrap, f"{prefix}icc.travel", f"{prefix}{Topic.WORKSHOPS.value}", timeout=180)
+        await _consumed(run.kafka, f"{prefix}icc.travel", f"{prefix}{Topic.WORKSHOPS.value}", timeout=180)
 
         figures = Figures()
-        async with Arrivals(run.bootstrap, f"{prefix}{Topic.REIMBURSEMENTS.value}", by_key=True) as decisions:
+        async with Arrivals(run.kafka, f"{prefix}{Topic.REIMBURSEMENTS.value}", by_key=True) as decisions:
             await _paced(client, decisions, registrations[:WARM_UP], on, rate)
             say(f"claims pipeline paced: {count} claims at {rate:.0f}/s ...")
             figures.latencies = await _paced(client, decisions, registrations[WARM_UP:WARM_UP + count], on, rate)
@@ -96,7 +101,7 @@ def _expect(response: Response, status: int) -> None:
 
 async def _publish_registrations(run: Run, prefix: str, registrations: list[str], on: date) -> None:
     city, workshop = uuid.uuid4(), uuid.uuid4()
-    send = producer(run.bootstrap, linger_ms=20)
+    send = producer(run.kafka, linger_ms=20)
     await send.start()
     try:
         k, v, h = record(CityJoined(city_id=city, name="Bench City", country="FR", european=True, joined_on=date(2020, 1, 1)), "membership")
@@ -119,12 +124,12 @@ async def _publish_registrations(run: Run, prefix: str, registrations: list[str]
         await send.stop()
 
 
-async def _consumed(bootstrap: str, group: str, topic: str, timeout: float) -> None:
+async def _consumed(kafka: KafkaConnection, group: str, topic: str, timeout: float) -> None:
     """Until `group` has committed offsets up to the end of every partition of `topic`."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(kafka))
+    probe = AIOKafkaConsumer(**client_args(kafka))
     await admin.start()
     await probe.start()
     try:

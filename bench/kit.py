@@ -21,6 +21,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from contracts.envelope import to_headers, to_value, wrap
 from contracts.events import CityJoined, Event
 from contracts.topics import PARTITIONS
+from deploy.kafka.acls import grant
+from deploy.kafka.principals import login
+from services.common.kafka import client_args
+from services.common.settings import KafkaConnection
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_POSTGRES = "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc"
@@ -44,8 +48,8 @@ def percentile(values: list[float], q: int) -> float:
 class Run:
     """One bench run: a topic prefix, a scratch directory, and the databases it creates (dropped at the end)."""
 
-    def __init__(self, bootstrap: str, database: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, database: str) -> None:
+        self.kafka = kafka  # the bench's own login: an admin on a secured cluster
         self.database = database
         self.tmp = Path(tempfile.mkdtemp(prefix="icc-bench-"))
         self.schemas: list[str] = []
@@ -63,8 +67,15 @@ class Run:
             return {"DATABASE_URL": os.environ.get("DATABASE_URL", LOCAL_POSTGRES), "DATABASE_SCHEMA": schema}
         return {"DATABASE_URL": f"sqlite+aiosqlite:///{self.tmp}/{name}-{uuid.uuid4().hex[:6]}.db"}
 
-    def start(self, name: str, module: str, prefix: str, *, port: int | None = None, database: bool = True) -> "Process":
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
+    async def grant(self, prefix: str, services: Iterable[str]) -> None:
+        """On a secured cluster, the services' ACLs for this prefix (they log in as themselves)."""
+        if self.kafka.secured:
+            await asyncio.to_thread(grant, self.kafka, prefix, list(services))
+
+    def start(
+        self, name: str, module: str, prefix: str, *, port: int | None = None, database: bool = True, principal: str = "finance"
+    ) -> "Process":
+        env = {**os.environ, **login(self.kafka, principal).env(), "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
         env.pop("DATABASE_SCHEMA", None)
         if port:
             env["HTTP_PORT"] = str(port)
@@ -76,7 +87,7 @@ class Run:
 
     async def create_topics(self, names: Iterable[str]) -> None:
         names = sorted(set(names) - self.topics)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**client_args(self.kafka))
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -98,7 +109,7 @@ class Run:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     async def _drop_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**client_args(self.kafka))
         await admin.start()
         try:
             # The services create theirs (dead letters too): everything under this run's prefixes goes.
@@ -179,9 +190,9 @@ class Process:
         self._log.close()
 
 
-def producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
+def producer(kafka: KafkaConnection, **overrides) -> AIOKafkaProducer:
     """Configured like the services' outbox relay (idempotent, acks=all)."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, **{"enable_idempotence": True, "acks": "all", "linger_ms": 0, **overrides})
+    return AIOKafkaProducer(**client_args(kafka), **{"enable_idempotence": True, "acks": "all", "linger_ms": 0, **overrides})
 
 
 def record(event: Event, service: str) -> Record:
@@ -201,8 +212,8 @@ class Arrivals:
     """Reads a topic from the start in the background and notes when each record arrives, by its
     correlation id (or by its key, with by_key=True)."""
 
-    def __init__(self, bootstrap: str, topic: str, *, by_key: bool = False) -> None:
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    def __init__(self, kafka: KafkaConnection, topic: str, *, by_key: bool = False) -> None:
+        self._consumer = AIOKafkaConsumer(topic, **client_args(kafka), auto_offset_reset="earliest", enable_auto_commit=False)
         self._by_key = by_key
         self.at: dict[str, float] = {}
         self._waiters: dict[str, asyncio.Future] = {}

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.kit import Arrivals, Process, Run, city_joined, correlation, free_port, producer, say
-from contracts.topics import Topic
+from contracts.topics import CONSUMES, Topic
 
 WARM_UP = 50
 
@@ -54,14 +54,16 @@ class Pipeline:
         self.figures = Figures()
 
     async def start(self) -> None:
-        await self.run.create_topics([self.cities, self.invoices])
+        # What finance consumes is created by its producers, here the bench (finance may not create them).
+        await self.run.create_topics([*(f"{self.prefix}{t.value}" for t in CONSUMES["finance"]), self.invoices])
+        await self.run.grant(self.prefix, ["finance"])
         if self.kind == "raw":
             self.process = self.run.start("raw", "bench.raw", self.prefix)
         else:
             self.process = self.run.start("finance", "services.finance", self.prefix, port=free_port())
             await self.process.ready()
-        self.arrivals = await Arrivals(self.run.bootstrap, self.invoices).__aenter__()
-        self.send = producer(self.run.bootstrap)
+        self.arrivals = await Arrivals(self.run.kafka, self.invoices).__aenter__()
+        self.send = producer(self.run.kafka)
         await self.send.start()
         await self._send([city_joined() for _ in range(WARM_UP)], timeout=120, what=f"warm-up InvoiceIssued ({self.kind})")
 

@@ -23,7 +23,7 @@ from sqlalchemy import insert, update
 
 from contracts.topics import Topic
 from services.common.db import OutboxMessage, ProcessedEvent, create_engine, migrate
-from services.common.kafka import create_producer
+from services.common.kafka import client_args, create_producer
 from services.finance.db import activity, invoices, ledger, members
 from services.finance.settings import FinanceSettings
 
@@ -70,8 +70,8 @@ async def run(settings: FinanceSettings) -> None:
     engine = create_engine(settings.db_url, settings.db_schema)
     await migrate(engine, settings.db_schema, MIGRATIONS)
     consumer = AIOKafkaConsumer(
-        settings.physical_topic(Topic.CITIES), bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.physical_topic("raw"), enable_auto_commit=False, auto_offset_reset="earliest",
+        settings.physical_topic(Topic.CITIES), **client_args(settings.kafka),
+        group_id=settings.consumer_group, enable_auto_commit=False, auto_offset_reset="earliest",
     )
     producer = create_producer(settings)
     await consumer.start()

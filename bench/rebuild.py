@@ -17,6 +17,7 @@ from decimal import Decimal
 from bench.kit import ROOT, Run, producer, record, say
 from contracts.events import BudgetSet, CityJoined, InvoiceIssued, PaymentReceived, ReimbursementApproved, TravelClaimed
 from contracts.topics import Topic
+from deploy.kafka.principals import login
 
 PER_CITY = 5
 
@@ -49,7 +50,7 @@ async def rebuild(run: Run, events: int) -> tuple[int, float]:
     cities = max(1, (events - 1) // PER_CITY)
     total = 1 + cities * PER_CITY
     say(f"rebuild: putting {total} events on the topics (not timed) ...")
-    send = producer(run.bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    send = producer(run.kafka, linger_ms=20, max_batch_size=256 * 1024)
     await send.start()
     try:
         pending, last_said = [], time.monotonic()
@@ -70,7 +71,8 @@ async def rebuild(run: Run, events: int) -> tuple[int, float]:
     command = [sys.executable, "-m", "services.finance.rebuild", "--into", target["DATABASE_URL"]]
     if "DATABASE_SCHEMA" in target:
         command += ["--schema", target["DATABASE_SCHEMA"]]
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": run.bootstrap, "KAFKA_TOPIC_PREFIX": prefix}
+    await run.grant(prefix, ["finance"])  # the rebuild reads as finance
+    env = {**os.environ, **login(run.kafka, "finance").env(), "KAFKA_TOPIC_PREFIX": prefix}
     say(f"rebuild: python -m services.finance.rebuild over {total} events ...")
     started = time.monotonic()
     finished = await asyncio.to_thread(subprocess.run, command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
