@@ -113,6 +113,12 @@ def test_no_operation_answers_a_server_error(service: str) -> None:
             if response.status_code >= 500:
                 server_errors.append(_describe(case, response))
 
-    Workflow.run(settings=settings(fuzz_settings, max_examples=STEPS, stateful_step_count=6))
+    try:
+        Workflow.run(settings=settings(fuzz_settings, max_examples=STEPS, stateful_step_count=6))
+    except hypothesis.errors.FlakyStrategyDefinition as err:
+        # The server keeps its state between scenarios, so a link's bundle can be empty in one
+        # scenario and full in the next; Hypothesis then stops, calling its own generation flaky.
+        # That ends the stateful pass early; it is not a finding. Server errors seen so far count.
+        print(f"stateful pass ended early (server state changed what could be drawn): {str(err).splitlines()[0]}")
     unique = sorted(set(server_errors))
     assert not unique, f"{len(unique)} server error(s), seed {SEED}:\n" + "\n".join(unique[:40])
