@@ -25,6 +25,7 @@ from contracts.topics import CONSUMES, Topic
 from services.common.kafka import client_args
 from services.common.settings import KafkaConnection
 from services.common.api import today
+from tests.identity import staff_headers
 
 WARM_UP = 20
 CONCURRENCY = 8  # clients posting claims in the throughput run
@@ -34,7 +35,7 @@ POLL_SECONDS = 0.005
 
 def http_client(base_url: str) -> HttpClient:
     """Every request the bench makes goes through a client built here (the place for credentials)."""
-    return HttpClient(base_url, headers={"content-type": "application/json"})
+    return HttpClient(base_url, headers={"content-type": "application/json", **staff_headers()})
 
 
 def claim_body(registration_id: str, on: date) -> dict:

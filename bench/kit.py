@@ -25,6 +25,7 @@ from deploy.kafka.acls import grant
 from deploy.kafka.principals import login
 from services.common.kafka import client_args
 from services.common.settings import KafkaConnection
+from tests.identity import STAND_IN
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_POSTGRES = "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc"
@@ -55,6 +56,10 @@ class Run:
         self.schemas: list[str] = []
         self.topics: set[str] = set()
         self.processes: list[Process] = []
+        # The services under test trust a stand-in identity provider whose keys this run serves;
+        # the bench's requests carry its token (verified per request, as in production).
+        self._jwks = STAND_IN.serving_jwks()
+        self.jwks_url = self._jwks.__enter__()
 
     def prefix(self) -> str:
         return f"bench{uuid.uuid4().hex[:8]}."
@@ -75,7 +80,8 @@ class Run:
     def start(
         self, name: str, module: str, prefix: str, *, port: int | None = None, database: bool = True, principal: str = "finance"
     ) -> "Process":
-        env = {**os.environ, **login(self.kafka, principal).env(), "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
+        env = {**os.environ, **login(self.kafka, principal).env(), "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING",
+               "OIDC_ISSUER": STAND_IN.issuer, "OIDC_JWKS_URL": self.jwks_url}
         env.pop("DATABASE_SCHEMA", None)
         if port:
             env["HTTP_PORT"] = str(port)
@@ -99,6 +105,7 @@ class Run:
         self.topics.update(names)
 
     async def close(self, *, keep: bool) -> None:
+        self._jwks.__exit__(None, None, None)
         for process in self.processes:
             process.stop()
         await self._drop_topics()

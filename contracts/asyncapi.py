@@ -23,6 +23,10 @@ CLOUDEVENT_HEADERS = {
         "ce_time": {"type": "string", "format": "date-time", "description": "when it happened, UTC"},
         "ce_subject": {"type": "string", "description": "aggregate id, equal to the Kafka key"},
         "ce_correlationid": {"type": "string", "format": "uuid", "description": "the flow this event belongs to"},
+        "ce_authtype": {"enum": ["app_user", "service_account", "system"],
+                        "description": "who caused the event: a person, a program, or the producing service itself"},
+        "ce_authid": {"type": "string", "description": "the person's or program's subject id at the identity provider, or the "
+                      "service's name for system; never a token"},
         "content-type": {"const": "application/json"},
     },
 }

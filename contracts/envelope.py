@@ -6,10 +6,17 @@ envelope's attributes are `ce_*` headers, so any CloudEvents-aware tool can read
     ce_specversion=1.0  ce_id=<uuid>  ce_type=CityJoined  ce_schemaversion=1
     ce_source=/icc/membership  ce_time=<RFC 3339 UTC>  ce_subject=<aggregate id>
     ce_correlationid=<uuid>  content-type=application/json
+    ce_authtype=app_user|service_account|system  ce_authid=<who caused it>
+
+`ce_authtype`/`ce_authid` are CloudEvents' auth-context extension: the person (their identity
+provider subject id) or program whose action produced the event, or `system` with the producing
+service's name for events a service derives from other events. Never a token.
 """
 
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,6 +26,25 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
 
+AuthType = Literal["app_user", "service_account", "system"]
+
+
+class Actor(BaseModel):
+    """Who caused an event: `auth_id` is a person's (or a program's) subject id at the identity
+    provider, or the service's name when `auth_type` is `system`. `name` is kept in the producing
+    service's audit trail, never put on the wire."""
+
+    model_config = ConfigDict(frozen=True)
+
+    auth_type: AuthType
+    auth_id: str
+    name: str | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def system(cls, service: str) -> "Actor":
+        return cls(auth_type="system", auth_id=service)
+
+
 class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -26,6 +52,7 @@ class Envelope(BaseModel):
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     source: str
     correlation_id: UUID = Field(default_factory=uuid4)
+    actor: Actor | None = None
     data: Event
 
     @property
@@ -41,10 +68,11 @@ class Envelope(BaseModel):
         return self.data.key
 
 
-def wrap(event: Event, *, service: str, correlation_id: UUID | None = None) -> Envelope:
+def wrap(event: Event, *, service: str, correlation_id: UUID | None = None, actor: Actor | None = None) -> Envelope:
     return Envelope(
         source=f"/icc/{service}",
         data=event,
+        actor=actor or Actor.system(service),
         **({"correlation_id": correlation_id} if correlation_id else {}),
     )
 
@@ -61,6 +89,9 @@ def to_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
         "ce_correlationid": str(envelope.correlation_id),
         "content-type": CONTENT_TYPE,
     }
+    if envelope.actor is not None:
+        attributes["ce_authtype"] = envelope.actor.auth_type
+        attributes["ce_authid"] = envelope.actor.auth_id
     return [(name, value.encode()) for name, value in attributes.items()]
 
 
@@ -94,6 +125,7 @@ def from_record(headers: list[tuple[str, bytes]] | tuple, value: bytes | None) -
             occurred_at=attributes["ce_time"],
             source=attributes["ce_source"],
             correlation_id=attributes.get("ce_correlationid") or attributes["ce_id"],
+            actor=_actor(attributes),
             data=data,
         )
     except ValidationError as err:
@@ -101,3 +133,10 @@ def from_record(headers: list[tuple[str, bytes]] | tuple, value: bytes | None) -
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors(include_url=False)
         )
         raise UnreadableEvent(f"invalid {attributes['ce_type']} v{version_text}: {details}") from err
+
+
+def _actor(attributes: dict[str, str]) -> Actor | None:
+    auth_type, auth_id = attributes.get("ce_authtype"), attributes.get("ce_authid")
+    if auth_type not in ("app_user", "service_account", "system") or not auth_id:
+        return None  # older events (before actors were recorded), or a producer that does not say
+    return Actor(auth_type=auth_type, auth_id=auth_id)

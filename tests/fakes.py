@@ -57,13 +57,20 @@ class FakeUnitOfWork:
         self.commits = 0
         self.correlation_id: Any = None
         self.cause: Any = None
+        self.actor: Any = None
+        self.audited: list[tuple[str, Any, dict | None]] = []  # (action, subject, details) of every commit
         self._pending: list[Event] = []
+        self._audit: list[tuple[str, Any, dict | None]] = []
 
     async def __aenter__(self) -> "FakeUnitOfWork":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._pending = []
+        self._audit = []
+
+    def audit(self, action: str, subject: Any, *, event_id: str | None = None, details: dict | None = None) -> None:
+        self._audit.append((action, subject, details))
 
     async def prefetch(self, events: list[Event]) -> None:
         pass
@@ -83,7 +90,8 @@ class FakeUnitOfWork:
 
     async def commit(self) -> None:
         self.published += self._pending
-        self._pending = []
+        self.audited += self._audit
+        self._pending, self._audit = [], []
         self.commits += 1
 
     def published_of(self, *types: type[Event]) -> list[Event]:

@@ -14,12 +14,20 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.common.auth import JwksKeys
+from services.common.auth import ROLES, JwksKeys
 from services.common.settings import LOCAL_ISSUER
+
+
+TEST_KEYS = "the test identity provider"
 
 
 def _b64(data: bytes) -> str:
@@ -65,7 +73,33 @@ class TestIdentity:
 
     def keys(self, *, min_interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> JwksKeys:
         """What a service gets instead of the provider's keys over HTTP."""
-        return JwksKeys(self._fetch, min_interval=min_interval, source="the test identity provider", clock=clock)
+        return JwksKeys(self._fetch, min_interval=min_interval, source=TEST_KEYS, clock=clock)
+
+    @contextmanager
+    def serving_jwks(self) -> Iterator[str]:
+        """The JWKS on a local HTTP port, for services run as processes: yields the URL to put in
+        their OIDC_JWKS_URL (with OIDC_ISSUER = `self.issuer`)."""
+        document = json.dumps(self.jwks()).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(document)))
+                self.end_headers()
+                self.wfile.write(document)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
+        finally:
+            server.shutdown()
+            server.server_close()
 
     # --- tokens -----------------------------------------------------------------------------
 
@@ -175,3 +209,14 @@ class ProviderDouble(httpx.MockTransport):
                     return httpx.Response(400, json={"error": "invalid_grant", "error_description": "Session not active"})
                 return httpx.Response(200, json=self._tokens(None))
         return httpx.Response(404)
+
+
+# The tests' default identity provider: apps that a test runs without keys of its own trust it
+# (tests.support.running), and their client signs in as STAFF unless the test says otherwise.
+STAND_IN = TestIdentity()
+# Every role: a caller every route lets in, with no city scope (it holds network-wide roles).
+ALL_ROLES = ROLES
+
+
+def staff_headers() -> dict[str, str]:
+    return STAND_IN.bearer(*ALL_ROLES, username="test-staff", email="staff@coe.example", expires_in=6 * 3600)

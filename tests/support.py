@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from services.common.kafka import client_args
 from services.common.settings import KafkaConnection
+from tests.identity import STAND_IN, TEST_KEYS, staff_headers
 
 T = TypeVar("T")
 
@@ -33,12 +34,29 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0
     raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r})")
 
 
+def trust_stand_in(app: FastAPI) -> bool:
+    """Let `app` trust the tests' stand-in identity provider, unless the test built it with keys
+    of its own (then it signs its own tokens). Whether it now trusts the stand-in."""
+    verifier = app.state.auth
+    if getattr(verifier.keys, "_source", None) == TEST_KEYS:
+        return False
+    verifier.keys = STAND_IN.keys()
+    return True
+
+
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run a service in this process: its lifespan (migrations, relay, consumers) and an HTTP client."""
+async def running(app: FastAPI, *, signed_in: bool = True, stand_in: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in this process: its lifespan (migrations, relay, consumers) and an HTTP client.
+
+    The client sends a staff token (every role, so no city scope: tests.identity.staff_headers) from the
+    stand-in provider; a test of who may do what sends its own `headers=STAND_IN.bearer(...)`,
+    or asks for `signed_in=False`. `stand_in=False`: the app keeps the provider of its settings
+    (a real Keycloak), and the client sends no token by default."""
+    stand_in = stand_in and trust_stand_in(app)
+    headers = staff_headers() if stand_in and signed_in else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://service", headers=headers) as client:
             yield client
 
 
@@ -148,3 +166,12 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 
 async def _started(server) -> bool:
     return server.started
+
+
+async def password_grant(keycloak_url: str, username: str, password: str) -> str:
+    """An access token from a real Keycloak for a demo user (the public client icc-cli)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = await http.post(f"{keycloak_url}/realms/icc/protocol/openid-connect/token", data={
+            "grant_type": "password", "client_id": "icc-cli", "username": username, "password": password})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["access_token"]

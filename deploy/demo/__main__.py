@@ -10,6 +10,7 @@ deadline, where one service must first learn a fact from another's events.
 import argparse
 import asyncio
 import csv
+import os
 import random
 import sys
 import time
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from services.common.settings import LOCAL_ISSUER
 
 CITIES_FILE = Path(__file__).with_name("cities.csv")
 # Illustrative allowance rates (the values travel's first release seeded; not reference data):
@@ -57,6 +60,9 @@ class Demo:
         delay = 0.1
         while True:
             response = await self.http.request(method, URLS[service] + path, **kwargs)
+            if response.status_code == 401:  # the access token expired (5 minutes): a fresh one, once
+                self.http.headers["authorization"] = f"Bearer {await demo_token(self.http)}"
+                response = await self.http.request(method, URLS[service] + path, **kwargs)
             retryable = response.status_code == 409 and response.headers.get("content-type", "").startswith("application/json") \
                 and response.json().get("retryable")
             if not retryable or time.monotonic() > deadline:
@@ -279,6 +285,17 @@ def check(response: httpx.Response, doing: str) -> httpx.Response:
     return response
 
 
+async def demo_token(http: httpx.AsyncClient) -> str:
+    """An access token of the local demo user `demo-loader` (password grant of the public client icc-cli)."""
+    issuer = f"{os.environ['KEYCLOAK_URL'].rstrip('/')}/realms/icc" if os.environ.get("KEYCLOAK_URL") else LOCAL_ISSUER
+    answer = await http.post(f"{issuer}/protocol/openid-connect/token", data={
+        "grant_type": "password", "client_id": "icc-cli", "username": "demo-loader", "password": "demo-loader-pass"})
+    if answer.status_code != 200:
+        raise SystemExit(f"cannot sign in as demo-loader at {issuer} ({answer.status_code} {answer.text[:200]}): is Keycloak "
+                         f"running (`make up` starts it) with the realm of deploy/keycloak/realm-icc.json?")
+    return answer.json()["access_token"]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=2026)
@@ -291,7 +308,9 @@ async def main() -> None:
                 ready = False
             if not ready:
                 raise SystemExit(f"{service} is not ready at {url}: start the platform with `make up` (in another terminal) first")
-        print("loading a network year through the public APIs ...", file=sys.stderr)
+        # The demo acts as the network's people: one local demo user holds every role (realm file).
+        client.headers["authorization"] = f"Bearer {await demo_token(client)}"
+        print("loading a network year through the public APIs, signed in as demo-loader ...", file=sys.stderr)
         await Demo(client, datetime.now(UTC).year, args.seed).run()
 
 

@@ -34,6 +34,7 @@ from uuid import UUID
 
 import httpx
 import jwt
+from contracts.envelope import Actor
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -53,6 +54,42 @@ class InvalidToken(Exception):
 
 class ProviderUnavailable(Exception):
     """The identity provider cannot be reached for a key we do not have (503: try again)."""
+
+
+# Roles that act for the whole network; the others (delegate, city_coordinator) act for a city.
+STAFF = ("secretariat", "organiser", "finance", "auditor")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The records a principal may see: everything, or those of one city (a coordinator's), or a
+    delegate's own (their e-mail address, in their city). Others' records answer 404, not 403, so
+    that an id reveals nothing; lists leave them out."""
+
+    everything: bool = False
+    city_id: UUID | None = None
+    email: str | None = None
+    delegate_city_id: UUID | None = None
+
+    def covers(self, *, city_id: UUID | str | None, email: str | None = None) -> bool:
+        """Whether a record of `city_id` (a delegate's, with `email`) is in scope."""
+        if self.everything:
+            return True
+        if self.city_id is not None and city_id is not None and str(city_id) == str(self.city_id):
+            return True
+        return self.owns(city_id=city_id, email=email)
+
+    def owns(self, *, city_id: UUID | str | None, email: str | None) -> bool:
+        """A delegate's own record: their address, in their city."""
+        return (self.email is not None and email is not None and email.casefold() == self.email.casefold()
+                and (self.delegate_city_id is None or city_id is None or str(city_id) == str(self.delegate_city_id)))
+
+    @property
+    def cities(self) -> set[UUID] | None:
+        """The cities whose records are in scope: None for all."""
+        if self.everything:
+            return None
+        return {c for c in (self.city_id, self.delegate_city_id) if c is not None}
 
 
 @dataclass(frozen=True)
@@ -77,6 +114,22 @@ class Principal:
     @property
     def is_service_account(self) -> bool:
         return self.via == "service_account"
+
+    @property
+    def actor(self) -> Actor:
+        """As the events this principal causes name them (never the token)."""
+        return Actor(auth_type=self.via, auth_id=self.subject, name=self.username)
+
+    def scope(self) -> Scope:
+        """Which records this principal may see among those a route lets its roles reach: all of
+        them for the staff roles; else its city's (a coordinator) and its own (a delegate)."""
+        if self.has(*STAFF):
+            return Scope(everything=True)
+        return Scope(
+            city_id=self.city_id if "city_coordinator" in self.roles else None,
+            email=self.email if "delegate" in self.roles else None,
+            delegate_city_id=self.city_id if "delegate" in self.roles else None,
+        )
 
     @classmethod
     def of(cls, claims: dict[str, Any]) -> Principal:

@@ -161,7 +161,9 @@ class EventConsumer:
     ) -> BatchOutcome:
         outcome = BatchOutcome()
         async with self._unit_of_work() as uow:
-            new = await self._claim_new(uow, [str(env.id) for _, env in readable] + [record_ref(r) for r, _ in unreadable])
+            new = await self._claim_new(
+                uow, [(str(env.id), _actor(env)) for _, env in readable] + [(record_ref(r), None) for r, _ in unreadable]
+            )
             await uow.prefetch([env.data for _, env in readable if str(env.id) in new])
             for position, (record, envelope) in enumerate(readable, start=1):
                 if position % YIELD_EVERY == 0:
@@ -206,14 +208,15 @@ class EventConsumer:
             await uow.commit()
         return outcome
 
-    async def _claim_new(self, uow: UnitOfWork, ids: list[str]) -> set[str]:
-        """Record the batch's ids as processed by this consumer, in one statement, and return those
-        that were not already: INSERT ... ON CONFLICT DO NOTHING RETURNING. It commits with the
-        effects or not at all, so a rolled-back batch leaves its events to be applied again."""
-        if not ids:
+    async def _claim_new(self, uow: UnitOfWork, events: list[tuple[str, str | None]]) -> set[str]:
+        """Record the batch's event ids (with who caused each) as processed by this consumer, in one
+        statement, and return those that were not already: INSERT ... ON CONFLICT DO NOTHING
+        RETURNING. It commits with the effects or not at all, so a rolled-back batch leaves its
+        events to be applied again."""
+        if not events:
             return set()
         now = utcnow()
-        rows = [{"consumer": self.name, "event_id": i, "processed_at": now} for i in dict.fromkeys(ids)]
+        rows = [{"consumer": self.name, "event_id": i, "processed_at": now, "actor": actor} for i, actor in dict(events).items()]
         insert_ = pg_insert if uow.session.bind.dialect.name == "postgresql" else sqlite_insert
         table = ProcessedEvent.__table__
         statement = insert_(table).on_conflict_do_nothing().returning(table.c.event_id)
@@ -236,6 +239,10 @@ class EventConsumer:
             value=record.value or b"",
             headers=headers,
         )
+
+
+def _actor(envelope: Envelope) -> str | None:
+    return f"{envelope.actor.auth_type}:{envelope.actor.auth_id}" if envelope.actor else None
 
 
 async def _raw_records(message: Any) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from contracts.envelope import Envelope, to_headers, to_value, wrap
+from contracts.envelope import Actor, Envelope, to_headers, to_value, wrap
 from contracts.events import Event
 from services.common.sqlite import sqlite_engine
 
@@ -97,6 +97,26 @@ class ProcessedEvent(MachineryBase):
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Who caused the event applied (`<authtype>:<authid>` of its headers), kept with its effect.
+    actor: Mapped[str | None] = mapped_column(String(250))
+
+
+class AuditEntry(MachineryBase):
+    """Who did what, when: one row per change a person (or a program with its own login) made
+    through the API, written in the change's transaction. `event_id` names the event the change
+    published, if any; `details` holds what a change without an event replaced (e.g. a rate)."""
+
+    __tablename__ = "audit"
+
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor_type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    actor_name: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(String(200), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 def is_sqlite(url: str) -> bool:
@@ -165,10 +185,26 @@ class UnitOfWork:
         self._on_commit = on_commit
         self.correlation_id: Any = None  # set by consumers: what a handler emits carries the cause's id
         self.cause: Envelope | None = None  # set by consumers: the event being applied
+        # Who acts: set by the API from the signed-in principal (read when first needed, as route
+        # rules may run after the unit of work is made): what it emits carries them and is audited.
+        # None: the service itself acts (a consumer deriving facts from facts), `system` on the wire.
+        self._actor: Actor | None = None
+        self.caller: Callable[[], Actor | None] | None = None
+
+    @property
+    def actor(self) -> Actor | None:
+        if self._actor is None and self.caller is not None:
+            self._actor = self.caller()
+        return self._actor
+
+    @actor.setter
+    def actor(self, actor: Actor | None) -> None:
+        self._actor = actor
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
         self._outbox: list[dict[str, Any]] = []
+        self._audit: list[dict[str, Any]] = []
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -183,7 +219,9 @@ class UnitOfWork:
 
     def emit(self, event: Event, correlation_id: Any = None) -> Envelope:
         """Record an integration event to be published once this transaction commits."""
-        envelope = wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id)
+        envelope = wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id, actor=self.actor)
+        if self.actor is not None:
+            self.audit(envelope.type, envelope.key, event_id=str(envelope.id))
         self.add_outbox(
             message_id=str(envelope.id),
             topic=envelope.data.topic.value,
@@ -198,15 +236,26 @@ class UnitOfWork:
             {"message_id": message_id, "topic": topic, "key": key, "value": value, "headers": headers, "created_at": utcnow()}
         )
 
+    def audit(self, action: str, subject: Any, *, event_id: str | None = None, details: dict[str, Any] | None = None) -> None:
+        """Record in the audit trail that the signed-in actor did `action` to `subject` (with this
+        transaction). Changes that publish an event are recorded by `emit`; others call this."""
+        if self.actor is None:
+            return  # the service acting on its own: its trail is the events it consumed
+        self._audit.append({
+            "at": utcnow(), "actor_type": self.actor.auth_type, "actor_id": self.actor.auth_id, "actor_name": self.actor.name,
+            "action": action, "subject": None if subject is None else str(subject), "event_id": event_id, "details": details,
+        })
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """Undo everything inside, outbox rows included, if it raises."""
-        pending = len(self._outbox)
+        """Undo everything inside, outbox and audit rows included, if it raises."""
+        pending, audited = len(self._outbox), len(self._audit)
         try:
             async with self.session.begin_nested():
                 yield
         except BaseException:
             del self._outbox[pending:]
+            del self._audit[audited:]
             raise
 
     async def commit(self) -> None:
@@ -215,6 +264,9 @@ class UnitOfWork:
         if published:
             await self.session.execute(insert(OutboxMessage), self._outbox)
             self._outbox = []
+        if self._audit:
+            await self.session.execute(insert(AuditEntry), self._audit)
+            self._audit = []
         await self.session.commit()
         if published:
             self._on_commit()

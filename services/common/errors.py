@@ -3,11 +3,11 @@
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.common.refusals import Conflict, Invalid, NotFound, NotYetKnown, Refusal
+from services.common.refusals import Conflict, Invalid, NotFound, NotYetKnown, NotYours, Refusal
 
 RETRY_AFTER_SECONDS = 2
 
-STATUS = {NotFound: 404, Conflict: 409, NotYetKnown: 409, Invalid: 422}
+STATUS = {NotFound: 404, NotYours: 403, Conflict: 409, NotYetKnown: 409, Invalid: 422}
 
 
 def status_of(err: Refusal) -> int:

@@ -41,3 +41,9 @@ class Invalid(Refusal):
     """The request breaks a rule about its own content (an event ending before it starts)."""
 
     code = "invalid"
+
+
+class NotYours(Refusal):
+    """The caller may see the thing but not act for it this way (a delegate registering someone else)."""
+
+    code = "not_yours"

@@ -26,7 +26,9 @@ from contracts.topics import CONSUMES, PRODUCES, dead_letter_topic
 from services.common.consumer import EventConsumer, Handler
 from services.common.db import UnitOfWork, create_engine, migrate
 from services.common.errors import install_error_handlers
+from contracts.envelope import Actor
 from services.common import auth
+from services.common.audit import audit_router
 from services.common.kafka import TopicsNotCreatedYet, create_broker, create_producer, ensure_topics
 from services.common.login import WebSessions
 from services.common.logs import configure_logging
@@ -61,7 +63,16 @@ async def get_runtime(request: Request) -> ServiceRuntime:
 
 
 async def get_unit_of_work(request: Request) -> UnitOfWork:
-    return request.app.state.runtime.unit_of_work()
+    """A unit of work acting for the signed-in caller (route rules run before it): what it emits
+    carries them as the actor and goes into the audit trail."""
+    uow = request.app.state.runtime.unit_of_work()
+
+    def caller() -> Actor | None:
+        principal: auth.Principal | None = getattr(request.state, "principal", None)
+        return principal.actor if principal is not None else None
+
+    uow.caller = caller
+    return uow
 
 
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
@@ -144,6 +155,7 @@ def build_service(
     handlers: dict[type[Event], Handler] | None = None,
     configure: Callable[[FastAPI], None] | None = None,
     keys: auth.KeySource | None = None,
+    audit_readers: tuple[str, ...] = ("auditor",),
 ) -> FastAPI:
     engine = create_engine(settings.db_url, settings.db_schema)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -194,6 +206,7 @@ def build_service(
     auth.install(app, verifier)
     app.state.web_sessions = WebSessions(settings, verifier)
     app.include_router(health)
+    app.include_router(audit_router(*audit_readers))
     for router in routers:
         app.include_router(router)
     if configure:

@@ -12,7 +12,8 @@ from fastapi.responses import Response
 from contracts.events import WorkshopKind
 from services.common.api import Limit, Offset, today
 from services.common.db import utcnow
-from services.common.refusals import NotFound
+from services.common.auth import Principal, require
+from services.common.refusals import NotFound, NotYours
 from services.common.runtime import get_unit_of_work
 from services.events import handlers
 from services.events.db import EventsUnitOfWork
@@ -38,6 +39,10 @@ routers = [workshops_router, registrations_router, cities_router]
 
 UoW = Annotated[EventsUnitOfWork, Depends(get_unit_of_work)]
 
+# Participant lists (names, e-mail addresses) go to these in full; a coordinator or delegate sees
+# their city's or their own registrations only.
+PARTICIPANT_READERS = ("organiser", "secretariat", "finance", "auditor")
+
 
 # --- workshops ---------------------------------------------------------------------------------
 
@@ -49,6 +54,7 @@ UoW = Annotated[EventsUnitOfWork, Depends(get_unit_of_work)]
     responses={422: refusal("a field breaks a rule (e.g. ends before it starts); nothing is written",
                             "the event cannot end (2027-03-09) before it starts (2027-03-10)", "ends_before_start",
                             field="ends_on")},
+    dependencies=[require("organiser")],
 )
 async def schedule(request: WorkshopRequest, uow: UoW) -> WorkshopView:
     """Publishes `WorkshopScheduled`. Registration opens at once and stays open until the last day."""
@@ -57,7 +63,7 @@ async def schedule(request: WorkshopRequest, uow: UoW) -> WorkshopView:
         return WorkshopView.of(workshop, today())
 
 
-@workshops_router.get("/workshops", summary="Network events, by start date")
+@workshops_router.get("/workshops", summary="Network events, by start date", dependencies=[require()])
 async def list_workshops(
     uow: UoW,
     status: WorkshopStatus | None = None,
@@ -74,7 +80,8 @@ async def list_workshops(
         return [WorkshopView.of(w, today()) for w in found]
 
 
-@workshops_router.get("/workshops/{workshop_id}", summary="One network event, with its seats", responses=NO_EVENT)
+@workshops_router.get("/workshops/{workshop_id}", summary="One network event, with its seats", responses=NO_EVENT,
+                      dependencies=[require()])
 async def get_workshop(workshop_id: UUID, uow: UoW) -> WorkshopView:
     """Dates, capacity, seats taken and left, the length of the waiting list."""
     async with uow:
@@ -93,6 +100,7 @@ async def get_workshop(workshop_id: UUID, uow: UoW) -> WorkshopView:
                      "an event cannot be moved into the past (ends_on 2026-12-01 is before today, 2027-01-15)",
                      "in_the_past", field="ends_on"),
     },
+    dependencies=[require("organiser")],
 )
 async def reschedule(workshop_id: UUID, request: Rescheduling, uow: UoW) -> WorkshopView:
     """New dates publish `WorkshopRescheduled`; registrations are kept. A larger capacity seats
@@ -108,6 +116,7 @@ async def reschedule(workshop_id: UUID, request: Rescheduling, uow: UoW) -> Work
     summary="Cancel an event",
     responses={**NO_EVENT, 409: refusal("already cancelled, or already over", "'Intercultural competence in public services' "
                                         "was cancelled on 2027-02-01", "event_cancelled", retryable=False)},
+    dependencies=[require("organiser")],
 )
 async def cancel(workshop_id: UUID, uow: UoW) -> WorkshopView:
     """Publishes `WorkshopCancelled`, which voids every registration for every consumer (travel
@@ -149,11 +158,17 @@ async def cancel(workshop_id: UUID, uow: UoW) -> WorkshopView:
         },
     },
 )
-async def register(workshop_id: UUID, request: RegistrationRequest, uow: UoW) -> RegistrationView:
+async def register(
+    workshop_id: UUID, request: RegistrationRequest, uow: UoW,
+    principal: Annotated[Principal, require("organiser", "secretariat", "city_coordinator", "delegate")],
+) -> RegistrationView:
     """A seat if one is free (`status: registered`), else the waiting list (`waitlisted`), first
     come, first served. Within its city's funded quota a seated delegate is `funded`, beyond it
     self-funded. Publishes `DelegateRegistered`. Open until the event's last day, to delegates of
-    cities that are members today and on the event's first day."""
+    cities that are members today and on the event's first day. A delegate registers themselves
+    (their own e-mail address and city), a city coordinator their city's delegates (403 otherwise)."""
+    if not principal.scope().covers(city_id=request.city_id, email=request.delegate_email):
+        raise NotYours(f"{principal.username} may register only {_whom(principal)}", code="not_yours")
     async with uow:
         workshop, registration = await handlers.register_delegate(
             uow, workshop_id, request.city_id, request.delegate_name, request.delegate_email, today(), utcnow()
@@ -170,19 +185,29 @@ async def _participants(uow: EventsUnitOfWork, workshop: Workshop, status: Regis
     return [RegistrationView.of(workshop, r, await uow.member_cities.get(r.city_id)) for r in chosen]
 
 
+def _whom(principal: Principal) -> str:
+    if "city_coordinator" in principal.roles and principal.city_id:
+        return f"delegates of their own city ({principal.city_id})"
+    return f"themselves ({principal.email or 'no e-mail address in their token'}, city {principal.city_id})"
+
+
 @registrations_router.get("/workshops/{workshop_id}/registrations", summary="The participant list", responses=NO_EVENT)
 async def list_registrations(
     workshop_id: UUID,
     uow: UoW,
+    principal: Annotated[Principal, require(*PARTICIPANT_READERS, "city_coordinator", "delegate")],
     status: Annotated[RegistrationStatus | None, Query(description="default: seated, then waiting")] = None,
     limit: Limit = 1000,
     offset: Offset = 0,
 ) -> list[RegistrationView]:
     """Seated delegates (funded or self-funded) in registration order, then the waiting list in
-    its order. `?status=cancelled` lists cancelled registrations instead."""
+    its order. `?status=cancelled` lists cancelled registrations instead. A coordinator gets their
+    city's registrations, a delegate their own."""
+    scope = principal.scope()
     async with uow:
         workshop = await uow.workshops.get(workshop_id)
-        return (await _participants(uow, workshop, status))[offset : offset + limit]
+        shown = [r for r in await _participants(uow, workshop, status) if scope.covers(city_id=r.city_id, email=r.delegate_email)]
+        return shown[offset : offset + limit]
 
 
 CSV_COLUMNS = ["participation", "delegate_name", "delegate_email", "city_name", "city_id", "waitlist_position",
@@ -205,6 +230,7 @@ def _cell(value: object) -> str:
             f"funded,Ingrid Berg,ingrid.berg@oslo.kommune.no,Oslo,{CITY_ID},,2027-01-15T10:02:11+00:00,{REGISTRATION_ID}\r\n")}}},
         **NO_EVENT,
     },
+    dependencies=[require(*PARTICIPANT_READERS)],
 )
 async def export_participants(workshop_id: UUID, uow: UoW) -> Response:
     """For the organiser's spreadsheet: participation (funded, self_funded, waitlisted), delegate,
@@ -233,19 +259,27 @@ async def export_participants(workshop_id: UUID, uow: UoW) -> Response:
                      retryable=False),
     },
 )
-async def cancel_registration(workshop_id: UUID, registration_id: UUID, uow: UoW) -> RegistrationView:
+async def cancel_registration(
+    workshop_id: UUID, registration_id: UUID, uow: UoW,
+    principal: Annotated[Principal, require("organiser", "secretariat", "city_coordinator", "delegate")],
+) -> RegistrationView:
     """Publishes `RegistrationCancelled`. A freed seat goes to the first on the waiting list
     (`RegistrationPromoted`); if the delegate was funded, the city's next seated delegate becomes
-    funded (`RegistrationFundingChanged`)."""
+    funded (`RegistrationFundingChanged`). A delegate cancels their own, a coordinator their city's
+    (another's answers 404)."""
+    scope = principal.scope()
     async with uow:
-        workshop, registration = await handlers.cancel_registration(uow, workshop_id, registration_id, today(), utcnow())
+        workshop, registration = await handlers.cancel_registration(
+            uow, workshop_id, registration_id, today(), utcnow(),
+            may_cancel=lambda r: scope.covers(city_id=r.city_id, email=r.delegate_email),
+        )
         return RegistrationView.of(workshop, registration, await uow.member_cities.get(registration.city_id))
 
 
 # --- member cities, as events knows them ---------------------------------------------------------
 
 
-@cities_router.get("/member-cities", summary="The cities events knows of, from membership's events")
+@cities_router.get("/member-cities", summary="The cities events knows of, from membership's events", dependencies=[require()])
 async def list_member_cities(uow: UoW, limit: Limit = 100, offset: Offset = 0) -> list[MemberCityView]:
     """Learnt from `CityApplied`, `CityJoined`, `JoinDateCorrected` and `CityLeft`, never by calling
     membership: a city that has just joined appears here once its `CityJoined` is consumed."""
@@ -258,6 +292,7 @@ async def list_member_cities(uow: UoW, limit: Limit = 100, offset: Offset = 0) -
     summary="Whether events knows a city, and as a member or not",
     responses={404: refusal("events has not heard of this city (yet)", f"events has not heard of city {CITY_ID} (yet)",
                             "not_found")},
+    dependencies=[require()],
 )
 async def get_member_city(city_id: UUID, uow: UoW) -> MemberCityView:
     """What a registration for this city would be checked against."""

@@ -25,4 +25,5 @@ def build_app(settings: EventsSettings | None = None, *, keys: KeySource | None 
         routers=routers,
         handlers=HANDLERS,
         keys=keys,
+        audit_readers=("auditor", "secretariat", "organiser"),
     )

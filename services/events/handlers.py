@@ -1,12 +1,13 @@
 """Events handlers: organisers' and delegates' commands, and the membership facts events keeps."""
 
+from collections.abc import Callable
 from datetime import date, datetime
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 
 from services.common.members import membership_handlers
-from services.common.refusals import Conflict
+from services.common.refusals import Conflict, NotFound
 from services.events import domain
 from services.events.db import EventsUnitOfWork
 from services.events.domain import MemberCity, Registration, Workshop
@@ -61,9 +62,14 @@ async def register_delegate(
 
 
 async def cancel_registration(
-    uow: EventsUnitOfWork, workshop_id: UUID, registration_id: UUID, today: date, now: datetime
+    uow: EventsUnitOfWork, workshop_id: UUID, registration_id: UUID, today: date, now: datetime,
+    may_cancel: Callable[[Registration], bool] = lambda _: True,
 ) -> tuple[Workshop, Registration]:
+    """`may_cancel`: whether the caller may cancel this one (theirs, their city's); others are
+    refused as if they did not exist."""
     workshop = await uow.workshops.get(workshop_id, for_update=True)
+    if not may_cancel(workshop.registration(registration_id)):
+        raise NotFound(f"no registration {registration_id} for event {workshop_id}")
     registration, events = workshop.cancel_registration(registration_id, today, now)
     for event in events:
         uow.emit(event)

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from contracts.events import BudgetLine as LineName
 from services.common.api import Limit, Offset, today
-from services.common.auth import require, still_signed_in
+from services.common.auth import Principal, require, still_signed_in
 from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
 from services.finance import handlers, reports
@@ -26,21 +26,34 @@ from services.finance.schemas import (
 router = APIRouter()
 UoW = Annotated[FinanceUnitOfWork, Depends(get_unit_of_work)]
 
+# Finance acts; the auditor reads; a city's coordinator reads their city's invoices and credit.
+ACT = require("finance")
+READ = require("finance", "auditor")
+InvoiceReader = Annotated[Principal, require("finance", "auditor", "city_coordinator")]
+
+
+def _invoice_in_scope(invoice, invoice_id: UUID, principal: Principal) -> None:
+    if invoice is None or not principal.scope().covers(city_id=invoice.city_id):
+        raise NotFound(f"no invoice {invoice_id}", code="no_invoice")
+
 
 # --- invoices and payments ----------------------------------------------------------------
 
 
 @router.get("/invoices", summary="Invoices, by city and year", tags=["invoices"])
 async def list_invoices(
-    uow: UoW, city_id: UUID | None = None, year: YearQuery = None, limit: Limit = 100, offset: Offset = 0
+    uow: UoW, principal: InvoiceReader, city_id: UUID | None = None, year: YearQuery = None, limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[InvoiceView]:
+    """A city coordinator gets their city's."""
     async with uow:
         on = today()
-        return [InvoiceView.of(invoice, on) for invoice in await uow.invoices.find(city_id, year, limit, offset)]
+        found = await uow.invoices.find(city_id, year, limit, offset, principal.scope().cities)
+        return [InvoiceView.of(invoice, on) for invoice in found]
 
 
 @router.post("/invoices", status_code=201, summary="Invoice a contribution by hand, for a year the rules did not bill",
-             tags=["invoices"])
+             tags=["invoices"], dependencies=[ACT])
 async def invoice_by_hand(body: ManualInvoiceIn, uow: UoW) -> InvoiceView:
     """At most one contribution per city and year (one cancelled in full no longer counts); the city
     must have been a member at some time in the year. 409 retryable while finance has not learnt
@@ -51,14 +64,13 @@ async def invoice_by_hand(body: ManualInvoiceIn, uow: UoW) -> InvoiceView:
 
 
 @router.get("/invoices/{invoice_id}", summary="One invoice", tags=["invoices"])
-async def get_invoice(invoice_id: UUID, uow: UoW) -> InvoiceView:
+async def get_invoice(invoice_id: UUID, uow: UoW, principal: InvoiceReader) -> InvoiceView:
     async with uow:
-        if (invoice := await uow.invoices.get(invoice_id)) is None:
-            raise NotFound(f"no invoice {invoice_id}", code="no_invoice")
+        _invoice_in_scope(invoice := await uow.invoices.get(invoice_id), invoice_id, principal)
         return InvoiceView.of(invoice, today())
 
 
-@router.post("/invoices/{invoice_id}/payments", status_code=201, summary="Record a payment (partial, full or over)", tags=["invoices"])
+@router.post("/invoices/{invoice_id}/payments", status_code=201, summary="Record a payment (partial, full or over)", tags=["invoices"], dependencies=[ACT])
 async def pay(invoice_id: UUID, body: PaymentIn, uow: UoW) -> PaymentOut:
     async with uow:
         invoice, payment = await handlers.pay_invoice(uow, invoice_id, body.amount, body.paid_on, body.reference)
@@ -66,15 +78,14 @@ async def pay(invoice_id: UUID, body: PaymentIn, uow: UoW) -> PaymentOut:
 
 
 @router.get("/invoices/{invoice_id}/payments", summary="The payments recorded on an invoice, reversed ones too", tags=["invoices"])
-async def list_payments(invoice_id: UUID, uow: UoW) -> list[PaymentView]:
+async def list_payments(invoice_id: UUID, uow: UoW, principal: InvoiceReader) -> list[PaymentView]:
     async with uow:
-        if await uow.invoices.get(invoice_id) is None:
-            raise NotFound(f"no invoice {invoice_id}", code="no_invoice")
+        _invoice_in_scope(await uow.invoices.get(invoice_id), invoice_id, principal)
         return [PaymentView.of(payment) for payment in await uow.payments.of_invoice(invoice_id)]
 
 
 @router.post("/payments/{payment_id}/reversal", summary="Reverse a payment recorded by mistake (a bounced transfer)",
-             tags=["invoices"])
+             tags=["invoices"], dependencies=[ACT])
 async def reverse_payment(payment_id: UUID, body: ReversalIn, uow: UoW) -> InvoiceView:
     """Taken back first from what the invoice shows paid, the rest from the city's credit; the
     payment stays on record, marked reversed (`PaymentReversed`)."""
@@ -84,7 +95,7 @@ async def reverse_payment(payment_id: UUID, body: ReversalIn, uow: UoW) -> Invoi
 
 
 @router.post("/payments/{payment_id}/reallocation", summary="Move a payment recorded on the wrong invoice to the right one",
-             tags=["invoices"])
+             tags=["invoices"], dependencies=[ACT])
 async def reallocate_payment(payment_id: UUID, body: ReallocationIn, uow: UoW) -> PaymentOut:
     """Reversed where it was recorded and recorded again (same amount, date and reference) on
     `invoice_id`, in one transaction: `PaymentReversed`, then `PaymentReceived`."""
@@ -94,7 +105,7 @@ async def reallocate_payment(payment_id: UUID, body: ReallocationIn, uow: UoW) -
         return PaymentOut.of(invoice, payment, today())
 
 
-@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, summary="Cancel (part of) an invoice", tags=["invoices"])
+@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, summary="Cancel (part of) an invoice", tags=["invoices"], dependencies=[ACT])
 async def credit_note(invoice_id: UUID, body: CreditNoteIn, uow: UoW) -> InvoiceView:
     async with uow:
         invoice = await handlers.credit_invoice(uow, invoice_id, body.amount, body.reason, body.issued_on or today())
@@ -102,14 +113,14 @@ async def credit_note(invoice_id: UUID, body: CreditNoteIn, uow: UoW) -> Invoice
 
 
 @router.post("/invoices/{invoice_id}/credit-applications", status_code=201, summary="Pay an invoice out of its city's credit",
-             tags=["invoices"])
+             tags=["invoices"], dependencies=[ACT])
 async def apply_credit(invoice_id: UUID, body: CreditApplicationIn, uow: UoW) -> InvoiceView:
     async with uow:
         invoice = await handlers.apply_credit(uow, invoice_id, body.amount, body.applied_on or today())
         return InvoiceView.of(invoice, today())
 
 
-@router.post("/contribution-runs", summary="Invoice every member for a year (idempotent)", tags=["invoices"])
+@router.post("/contribution-runs", summary="Invoice every member for a year (idempotent)", tags=["invoices"], dependencies=[ACT])
 async def contribution_run(body: ContributionRunIn, uow: UoW) -> ContributionRunOut:
     """Recorded (`ContributionRunCompleted`, the first time): a city whose joining reaches finance
     later is invoiced for this year too."""
@@ -118,12 +129,14 @@ async def contribution_run(body: ContributionRunIn, uow: UoW) -> ContributionRun
 
 
 @router.get("/credits", summary="Each city's credit: what it paid beyond its invoices", tags=["invoices"])
-async def credits(uow: UoW) -> list[dict[str, Any]]:
+async def credits(uow: UoW, principal: InvoiceReader) -> list[dict[str, Any]]:
+    """A city coordinator gets their city's line only."""
+    cities = principal.scope().cities
     async with uow:
-        return await reports.credits(uow.session)
+        return [c for c in await reports.credits(uow.session) if cities is None or UUID(c["city_id"]) in cities]
 
 
-@router.post("/credits/{city_id}/refunds", status_code=201, summary="Pay (part of) a city's credit back to it", tags=["invoices"])
+@router.post("/credits/{city_id}/refunds", status_code=201, summary="Pay (part of) a city's credit back to it", tags=["invoices"], dependencies=[ACT])
 async def refund_credit(city_id: UUID, body: RefundIn, uow: UoW) -> CreditView:
     async with uow:
         left = await handlers.refund_credit(uow, city_id, body.amount, body.reference, body.refunded_on or today())
@@ -133,7 +146,7 @@ async def refund_credit(city_id: UUID, body: RefundIn, uow: UoW) -> CreditView:
 # --- budget -------------------------------------------------------------------------------
 
 
-@router.put("/budgets/{year}", summary="Set a year's allocations per line (held claims are released if they now fit)", tags=["budget"])
+@router.put("/budgets/{year}", summary="Set a year's allocations per line (held claims are released if they now fit)", tags=["budget"], dependencies=[ACT])
 async def set_budget(year: YearPath, body: BudgetIn, uow: UoW) -> dict[str, Any]:
     async with uow:
         await handlers.set_budget(uow, year, body.lines.model_dump())
@@ -141,13 +154,13 @@ async def set_budget(year: YearPath, body: BudgetIn, uow: UoW) -> dict[str, Any]
         return await reports.budget(uow.session, year)
 
 
-@router.get("/budgets/{year}", summary="Per line: allocation, available, committed, spent, headroom", tags=["budget"])
+@router.get("/budgets/{year}", summary="Per line: allocation, available, committed, spent, headroom", tags=["budget"], dependencies=[READ])
 async def get_budget(year: YearPath, uow: UoW) -> dict[str, Any]:
     async with uow:
         return await reports.budget(uow.session, year)
 
 
-@router.post("/budgets/{year}/spending", status_code=201, summary="Record other spending against a line", tags=["budget"])
+@router.post("/budgets/{year}/spending", status_code=201, summary="Record other spending against a line", tags=["budget"], dependencies=[ACT])
 async def record_spending(year: YearPath, body: SpendingIn, uow: UoW) -> SpendingView:
     async with uow:
         spending_id = await handlers.record_spending(
@@ -157,20 +170,20 @@ async def record_spending(year: YearPath, body: SpendingIn, uow: UoW) -> Spendin
         return SpendingView.of(await uow.spendings.get(spending_id))
 
 
-@router.get("/budgets/{year}/spending", summary="Other spending recorded against the year's lines", tags=["budget"])
+@router.get("/budgets/{year}/spending", summary="Other spending recorded against the year's lines", tags=["budget"], dependencies=[READ])
 async def list_spending(year: YearPath, uow: UoW) -> list[SpendingView]:
     async with uow:
         return [SpendingView.of(entry) for entry in await uow.spendings.find(year)]
 
 
-@router.post("/spending/{spending_id}/settlement", summary="Settle a commitment: spent, the rest released", tags=["budget"])
+@router.post("/spending/{spending_id}/settlement", summary="Settle a commitment: spent, the rest released", tags=["budget"], dependencies=[ACT])
 async def settle(spending_id: UUID, body: SettlementIn, uow: UoW) -> SpendingView:
     async with uow:
         return SpendingView.of(await handlers.settle_spending(uow, spending_id, body.spent, body.settled_on or today()))
 
 
 @router.post("/spending/{spending_id}/reversal", summary="Reverse a mistaken spending entry: its headroom comes back",
-             tags=["budget"])
+             tags=["budget"], dependencies=[ACT])
 async def reverse_spending(spending_id: UUID, body: ReversalIn, uow: UoW) -> SpendingView:
     """What the entry still holds (committed and spent) goes back to the line; held claims that now
     fit are released (`SpendingReversed`)."""
@@ -181,7 +194,7 @@ async def reverse_spending(spending_id: UUID, body: ReversalIn, uow: UoW) -> Spe
 # --- reimbursements -----------------------------------------------------------------------
 
 
-@router.get("/reimbursements", summary="Claims as finance decided them (held ones first come first served)", tags=["reimbursements"])
+@router.get("/reimbursements", summary="Claims as finance decided them (held ones first come first served)", tags=["reimbursements"], dependencies=[READ])
 async def list_claims(
     uow: UoW, status: ClaimStatus | None = None, year: YearQuery = None, budget_line: LineName | None = None,
     limit: Limit = 100, offset: Offset = 0,
@@ -190,7 +203,7 @@ async def list_claims(
         return [ClaimView.of(c) for c in await uow.claims.find(status, year, budget_line, limit, offset)]
 
 
-@router.get("/reimbursements/{claim_id}", summary="One claim", tags=["reimbursements"])
+@router.get("/reimbursements/{claim_id}", summary="One claim", tags=["reimbursements"], dependencies=[READ])
 async def get_claim(claim_id: UUID, uow: UoW) -> ClaimView:
     async with uow:
         if (claim := await uow.claims.get(claim_id)) is None:
@@ -198,14 +211,14 @@ async def get_claim(claim_id: UUID, uow: UoW) -> ClaimView:
         return ClaimView.of(claim)
 
 
-@router.post("/reimbursements/{claim_id}/payment", summary="Mark an approved claim paid: committed becomes spent", tags=["reimbursements"])
+@router.post("/reimbursements/{claim_id}/payment", summary="Mark an approved claim paid: committed becomes spent", tags=["reimbursements"], dependencies=[ACT])
 async def pay_claim(claim_id: UUID, body: ClaimPaymentIn, uow: UoW) -> ClaimView:
     """A claim with nothing CoE-funded (0.00) has nothing to pay (409)."""
     async with uow:
         return ClaimView.of(await handlers.pay_claim(uow, claim_id, body.paid_on, body.amount))
 
 
-@router.post("/reimbursements/{claim_id}/rejection", summary="Reject a held (or approved, unpaid) claim", tags=["reimbursements"])
+@router.post("/reimbursements/{claim_id}/rejection", summary="Reject a held (or approved, unpaid) claim", tags=["reimbursements"], dependencies=[ACT])
 async def reject_claim(claim_id: UUID, body: RejectionIn, uow: UoW) -> ClaimView:
     async with uow:
         return ClaimView.of(await handlers.reject_claim(uow, claim_id, body.reason))
@@ -217,7 +230,7 @@ async def reject_claim(claim_id: UUID, body: RejectionIn, uow: UoW) -> ClaimView
 AsOf = Annotated[date | None, Query(description="age and overdue status as of this day (default today)")]
 
 
-@router.get("/reconciliation/{year}.csv", summary="The reconciliation as CSV", tags=["reconciliation"], response_class=PlainTextResponse)
+@router.get("/reconciliation/{year}.csv", summary="The reconciliation as CSV", tags=["reconciliation"], response_class=PlainTextResponse, dependencies=[READ])
 async def reconciliation_csv(year: YearPath, uow: UoW, on: AsOf = None) -> PlainTextResponse:
     async with uow:
         report = await reports.reconciliation(uow.session, year, on or today())
@@ -228,13 +241,13 @@ async def reconciliation_csv(year: YearPath, uow: UoW, on: AsOf = None) -> Plain
     )
 
 
-@router.get("/reconciliation/{year}", summary="Contributions invoiced/received/outstanding per city, against the budget", tags=["reconciliation"])
+@router.get("/reconciliation/{year}", summary="Contributions invoiced/received/outstanding per city, against the budget", tags=["reconciliation"], dependencies=[READ])
 async def reconciliation(year: YearPath, uow: UoW, on: AsOf = None) -> dict[str, Any]:
     async with uow:
         return await reports.reconciliation(uow.session, year, on or today())
 
 
-@router.get("/reconciliation/{year}/trace", summary="The events a figure is the sum of", tags=["reconciliation"])
+@router.get("/reconciliation/{year}/trace", summary="The events a figure is the sum of", tags=["reconciliation"], dependencies=[READ])
 async def trace(
     year: YearPath, account: Account, uow: UoW, budget_line: LineName | None = None, city_id: UUID | None = None,
     invoice_kind: InvoiceKind | None = None,
@@ -249,7 +262,7 @@ async def trace(
 SnapshotYear = Annotated[int | None, Query(**YEARS, description="default: the current year")]
 
 
-@router.get("/dashboard/snapshot", summary="Everything the finance dashboard shows, as JSON", tags=["dashboard"])
+@router.get("/dashboard/snapshot", summary="Everything the finance dashboard shows, as JSON", tags=["dashboard"], dependencies=[READ])
 async def dashboard_snapshot(uow: UoW, year: SnapshotYear = None) -> dict[str, Any]:
     async with uow:
         return await reports.snapshot(uow.session, year or today().year)

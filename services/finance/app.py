@@ -31,5 +31,6 @@ def build_app(settings: FinanceSettings | None = None, *, keys: KeySource | None
         routers=[router, dashboard_page.router, login.router],
         handlers=HANDLERS,
         keys=keys,
+        audit_readers=("auditor", "finance"),
         configure=_wire_changes,
     )

@@ -276,8 +276,11 @@ class Invoices(Keyed[Invoice]):
             self._loaded[invoice_id] = await self.session.scalar(query)
         return await super().get(invoice_id)
 
-    async def find(self, city_id: UUID | None, year: int | None, limit: int, offset: int) -> list[Invoice]:
+    async def find(self, city_id: UUID | None, year: int | None, limit: int, offset: int, cities: set[UUID] | None = None) -> list[Invoice]:
+        """`cities`: only these cities' (a coordinator's scope); None: all."""
         query = select(Invoice).order_by(invoices.c.year, invoices.c.issued_on, invoices.c.id).limit(limit).offset(offset)
+        if cities is not None:
+            query = query.where(invoices.c.city_id.in_(cities))
         if city_id:
             query = query.where(invoices.c.city_id == city_id)
         if year:

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
 
 from services.common.api import Limit, Offset, today
+from services.common.auth import Principal, require
+from services.common.refusals import NotFound
 from services.common.db import utcnow
 from services.common.runtime import get_unit_of_work
 from services.membership import handlers, index
@@ -31,7 +33,16 @@ def refusal(description: str, detail: Any, **extra: Any) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"example": {"detail": detail, **extra}}}}
 
 
-NO_CITY = {404: refusal("no city with this id", f"no city with id {CITY_ID}", code="no_city")}
+NO_CITY = {404: refusal("no city with this id (or not the caller's to see)", f"no city with id {CITY_ID}", code="no_city")}
+
+# Who reads a city's file: the network's staff, and the city's own coordinator and delegates.
+CITY_READERS = ("secretariat", "organiser", "finance", "auditor", "city_coordinator", "delegate")
+
+
+def in_scope(principal: Principal, city_id: UUID) -> None:
+    """Another city's records answer exactly as a city that does not exist (404): ids reveal nothing."""
+    if not principal.scope().covers(city_id=city_id):
+        raise NotFound(f"no city with id {city_id}", code="no_city")
 
 
 # --- cities ------------------------------------------------------------------------------------
@@ -42,6 +53,7 @@ NO_CITY = {404: refusal("no city with this id", f"no city with id {CITY_ID}", co
     status_code=201,
     summary="A city applies to join the network",
     responses={422: {"description": "a field breaks a rule (e.g. an unknown country code); nothing is written"}},
+    dependencies=[require("secretariat")],
 )
 async def apply(application: CityApplication, uow: UoW) -> CityView:
     """Record an application. `european` follows the dated Council of Europe member list, never
@@ -56,19 +68,25 @@ async def apply(application: CityApplication, uow: UoW) -> CityView:
 
 
 @cities_router.get("/cities/{city_id}", summary="One city and its membership status", responses=NO_CITY)
-async def get_city(city_id: UUID, uow: UoW) -> CityView:
+async def get_city(city_id: UUID, uow: UoW, principal: Annotated[Principal, require(*CITY_READERS)]) -> CityView:
     """The city's application, signatures and status: `applicant`, `member` (from the join date up to
-    and including the withdrawal's effective date) or `left` (after it)."""
+    and including the withdrawal's effective date) or `left` (after it). A coordinator or delegate
+    sees their own city only."""
+    in_scope(principal, city_id)
     async with uow:
         return CityView.of(await uow.cities.get(city_id), today())
 
 
 @cities_router.get("/cities", summary="Cities, optionally by status")
-async def list_cities(uow: UoW, status: CityStatus | None = None, limit: Limit = 100, offset: Offset = 0) -> list[CityView]:
-    """Cities by name; `?status=member` lists the network's members today."""
+async def list_cities(
+    uow: UoW, principal: Annotated[Principal, require(*CITY_READERS)], status: CityStatus | None = None,
+    limit: Limit = 100, offset: Offset = 0,
+) -> list[CityView]:
+    """Cities by name; `?status=member` lists the network's members today. A coordinator or
+    delegate gets their own city only."""
     async with uow:
         on = today()
-        return [CityView.of(city, on) for city in await uow.cities.find(status, on, limit, offset)]
+        return [CityView.of(city, on) for city in await uow.cities.find(status, on, limit, offset, principal.scope().cities)]
 
 
 SIGNING_REFUSED = {
@@ -80,7 +98,8 @@ SIGNING_REFUSED = {
 }
 
 
-@cities_router.post("/cities/{city_id}/statement-of-intent", summary="Record the signed statement of intent", responses=SIGNING_REFUSED)
+@cities_router.post("/cities/{city_id}/statement-of-intent", summary="Record the signed statement of intent", responses=SIGNING_REFUSED,
+                    dependencies=[require("secretariat")])
 async def sign_statement(city_id: UUID, signature: Signature, uow: UoW) -> CityView:
     """When the financial agreement is signed too, the city becomes a member on the later of the
     two dates and `CityJoined` is published. Signing twice is refused."""
@@ -88,7 +107,8 @@ async def sign_statement(city_id: UUID, signature: Signature, uow: UoW) -> CityV
         return CityView.of(await handlers.sign_statement_of_intent(uow, city_id, signature.signed_on, today()), today())
 
 
-@cities_router.post("/cities/{city_id}/financial-agreement", summary="Record the signed financial agreement", responses=SIGNING_REFUSED)
+@cities_router.post("/cities/{city_id}/financial-agreement", summary="Record the signed financial agreement", responses=SIGNING_REFUSED,
+                    dependencies=[require("secretariat")])
 async def sign_agreement(city_id: UUID, signature: Signature, uow: UoW) -> CityView:
     """When the statement of intent is signed too, the city becomes a member on the later of the
     two dates and `CityJoined` is published. Signing twice is refused."""
@@ -102,6 +122,7 @@ async def sign_agreement(city_id: UUID, signature: Signature, uow: UoW) -> CityV
     responses={**NO_CITY, 409: refusal("the city is not a member, or already withdraws",
                                        "Oslo is not a member (status applicant); only members can withdraw",
                                        code="not_a_member", retryable=False)},
+    dependencies=[require("secretariat")],
 )
 async def withdraw(city_id: UUID, withdrawal: Withdrawal, uow: UoW) -> CityView:
     """`CityLeft` is published at once; the city stays a member up to and including
@@ -118,6 +139,7 @@ async def withdraw(city_id: UUID, withdrawal: Withdrawal, uow: UoW) -> CityView:
     responses={**NO_CITY, 409: refusal("an applicant, the same date, or a correction that would unmake the member",
                                        "Oslo would join on 2027-01-10, after its withdrawal took effect (2026-12-31): "
                                        "it would never have been a member", code="would_not_be_a_member", retryable=False)},
+    dependencies=[require("secretariat")],
 )
 async def correct_signature(city_id: UUID, correction: SignatureCorrectionIn, uow: UoW) -> CityView:
     """The secretariat puts a mistyped date right, with a reason (kept). The join date (the later
@@ -132,8 +154,11 @@ async def correct_signature(city_id: UUID, correction: SignatureCorrectionIn, uo
 
 @cities_router.get("/cities/{city_id}/signature-corrections", summary="The corrections of a city's signature dates",
                    responses=NO_CITY)
-async def list_signature_corrections(city_id: UUID, uow: UoW) -> list[SignatureCorrectionView]:
+async def list_signature_corrections(
+    city_id: UUID, uow: UoW, principal: Annotated[Principal, require("secretariat", "finance", "auditor", "city_coordinator")],
+) -> list[SignatureCorrectionView]:
     """Each correction with the date it replaced and its reason, oldest first."""
+    in_scope(principal, city_id)
     async with uow:
         await uow.cities.get(city_id)
         return [SignatureCorrectionView.of(c) for c in await uow.cities.corrections(city_id)]
@@ -146,6 +171,7 @@ async def list_signature_corrections(city_id: UUID, uow: UoW) -> list[SignatureC
     "/index-questionnaire",
     summary="The ICC INDEX questionnaire: areas, questions, points, weights",
     responses={404: refusal("no such version", "no INDEX questionnaire version 7; known: [1]", code="no_questionnaire_version")},
+    dependencies=[require()],
 )
 async def get_questionnaire(version: Annotated[int | None, Query(description="default: the newest")] = None) -> QuestionnaireView:
     """The questionnaire is data (`services/membership/index_v<version>.json`). Answer every
@@ -167,10 +193,13 @@ async def get_questionnaire(version: Annotated[int | None, Query(description="de
              "yes_with_budget, yes_without_budget, no", "input": "maybe"}]),
     },
 )
-async def submit_index(city_id: UUID, submission: IndexAnswers, uow: UoW) -> QueueEntry:
+async def submit_index(
+    city_id: UUID, submission: IndexAnswers, uow: UoW, principal: Annotated[Principal, require("secretariat", "city_coordinator")],
+) -> QueueEntry:
     """Accepted for analysis (202): the answers are checked against the questionnaire now, scored
     when the secretariat reaches them in the analysis queue. Applicants and members may submit;
-    one submission per city waits at a time."""
+    one submission per city waits at a time. A city's coordinator submits for their own city."""
+    in_scope(principal, city_id)
     async with uow:
         try:
             place = await handlers.submit_index_questionnaire(uow, city_id, submission.version, submission.answers, utcnow())
@@ -182,7 +211,7 @@ async def submit_index(city_id: UUID, submission: IndexAnswers, uow: UoW) -> Que
         return QueueEntry.of(place)
 
 
-@index_router.get("/index-queue", summary="The INDEX analysis queue, in order, and why")
+@index_router.get("/index-queue", summary="The INDEX analysis queue, in order, and why", dependencies=[require("secretariat", "auditor")])
 async def get_index_queue(uow: UoW, limit: Limit = 100, offset: Offset = 0) -> list[QueueEntry]:
     """[programme] Submissions from cities that had signed the statement of intent when they
     submitted come first; within each class, first submitted, first analysed. Each entry says why
@@ -199,6 +228,7 @@ async def get_index_queue(uow: UoW, limit: Limit = 100, offset: Offset = 0) -> l
         409: refusal("another analyst took it at the same moment", "another analyst has just taken the head of the queue; "
                      "ask again for the next one"),
     },
+    dependencies=[require("secretariat")],
 )
 async def analyse_next(uow: UoW, request: Annotated[AnalysisRequest | None, Body()] = None) -> AnalysisView:
     """Scores the next submission in queue order (never one out of turn): each area 0-100, the
@@ -218,10 +248,11 @@ async def analyse_next(uow: UoW, request: Annotated[AnalysisRequest | None, Body
     responses={404: refusal("no such city, or nothing analysed yet", "Oslo's INDEX answers are not analysed yet: "
                             "position 2 in the analysis queue")},
 )
-async def get_index_result(city_id: UUID, uow: UoW) -> IndexResultView:
+async def get_index_result(city_id: UUID, uow: UoW, principal: Annotated[Principal, require(*CITY_READERS)]) -> IndexResultView:
     """Area scores and overall index of the city's latest analysed submission, its rank in the
     network (member cities' latest results) and among its peers (same population band and same
     foreign-born-share band), with the averages to compare each area with."""
+    in_scope(principal, city_id)
     async with uow:
         return result_view(await handlers.index_result(uow, city_id, today()))
 
@@ -235,6 +266,7 @@ async def get_index_result(city_id: UUID, uow: UoW) -> IndexResultView:
                             code="city_left", retryable=False),
                422: refusal("the team is incomplete", "an expert visit needs at least one expert and one Council of Europe "
                             "representative", code="team_incomplete", field="coe_representatives")},
+    dependencies=[require("secretariat")],
 )
 async def schedule_expert_visit(city_id: UUID, request: ExpertVisitRequest, uow: UoW) -> ExpertVisitView:
     """[programme] At least one expert and one Council of Europe representative. The visit's
@@ -246,8 +278,11 @@ async def schedule_expert_visit(city_id: UUID, request: ExpertVisitRequest, uow:
 
 
 @visits_router.get("/cities/{city_id}/expert-visits", summary="A city's expert visits and intercultural profiles", responses=NO_CITY)
-async def list_expert_visits(city_id: UUID, uow: UoW) -> list[ExpertVisitView]:
+async def list_expert_visits(
+    city_id: UUID, uow: UoW, principal: Annotated[Principal, require("secretariat", "finance", "auditor", "city_coordinator")],
+) -> list[ExpertVisitView]:
     """By visit date, each with its intercultural profile once recorded."""
+    in_scope(principal, city_id)
     async with uow:
         await uow.cities.get(city_id)
         return [ExpertVisitView.of(visit) for visit in await uow.expert_visits.of_city(city_id)]
@@ -261,6 +296,7 @@ async def list_expert_visits(city_id: UUID, uow: UoW) -> list[ExpertVisitView]:
         409: refusal("already recorded, or dated before the visit", "the visit takes place on 2026-05-12; its report "
                      "cannot be dated 2026-05-01"),
     },
+    dependencies=[require("secretariat")],
 )
 async def record_profile(city_id: UUID, visit_id: UUID, request: ProfileRequest, uow: UoW) -> ExpertVisitView:
     """Once per visit, dated on or after the visit."""

@@ -25,4 +25,5 @@ def build_app(settings: MembershipSettings | None = None, *, keys: KeySource | N
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
         keys=keys,
+        audit_readers=("auditor", "secretariat"),
     )

@@ -121,8 +121,11 @@ class CityRepository(Keyed[City]):
             raise NotFound(f"no city with id {city_id}", code="no_city")
         return city
 
-    async def find(self, status: CityStatus | None, today: date, limit: int, offset: int) -> list[City]:
+    async def find(self, status: CityStatus | None, today: date, limit: int, offset: int, only: set[UUID] | None = None) -> list[City]:
+        """`only`: these cities' ids (a caller's scope); None: all."""
         query = select(City).order_by(cities.c.name, cities.c.id).limit(limit).offset(offset)
+        if only is not None:
+            query = query.where(cities.c.id.in_(only))
         if status:
             query = query.where(status_on(today)[status])
         return list(await self.session.scalars(query))

@@ -35,6 +35,7 @@ async def sign_statement_of_intent(uow: MembershipUnitOfWork, city_id: UUID, sig
     city = await uow.cities.get(city_id)
     if joined := city.sign_statement_of_intent(signed_on, today):
         uow.emit(joined)
+    uow.audit("StatementOfIntentSigned", city_id, details={"signed_on": signed_on.isoformat()})
     await uow.commit()
     return city
 
@@ -43,6 +44,7 @@ async def sign_financial_agreement(uow: MembershipUnitOfWork, city_id: UUID, sig
     city = await uow.cities.get(city_id)
     if joined := city.sign_financial_agreement(signed_on, today):
         uow.emit(joined)
+    uow.audit("FinancialAgreementSigned", city_id, details={"signed_on": signed_on.isoformat()})
     await uow.commit()
     return city
 
@@ -55,6 +57,7 @@ async def correct_signature(
     uow.cities.add_correction(correction)
     if corrected:
         uow.emit(corrected)
+    uow.audit("SignatureCorrected", city_id, details={"document": str(document), "signed_on": signed_on.isoformat(), "reason": reason})
     await uow.commit()
     return city
 
@@ -83,6 +86,7 @@ async def submit_index_questionnaire(
     except IntegrityError:  # a concurrent submission from the same city got in first
         raise Conflict(f"{name} already has INDEX answers waiting for analysis", code="answers_waiting") from None
     place = await queue_place(uow, submission.id)
+    uow.audit("IndexAnswersSubmitted", city_id, details={"submission_id": str(submission.id)})
     await uow.commit()
     return place
 
@@ -111,6 +115,7 @@ async def analyse_next(uow: MembershipUnitOfWork, on: date, analyst: str | None)
     if submission is None:
         raise Conflict("another analyst has just taken the head of the queue; ask again for the next one", code="taken")
     score = submission.analyse(on, analyst)
+    uow.audit("IndexAnalysed", submission.city_id, details={"submission_id": str(submission.id), "overall": str(score.overall)})
     await uow.commit()
     return Analysed(submission, score)
 
@@ -148,6 +153,7 @@ async def schedule_expert_visit(
     city = await uow.cities.get(city_id)
     visit = city.schedule_expert_visit(visit_date, experts, coe_representatives, today)
     uow.expert_visits.add(visit)
+    uow.audit("ExpertVisitScheduled", city_id, details={"visit_id": str(visit.id), "visit_date": visit_date.isoformat()})
     await uow.commit()
     return visit
 
@@ -157,5 +163,6 @@ async def record_intercultural_profile(
 ) -> ExpertVisit:
     visit = await uow.expert_visits.of(city_id, visit_id)
     visit.record_profile(summary, url, recorded_on, today)
+    uow.audit("InterculturalProfileRecorded", city_id, details={"visit_id": str(visit_id)})
     await uow.commit()
     return visit

@@ -7,6 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path
 
 from services.common.api import Limit, Offset, today
+from services.common.auth import Principal, Scope, require
 from services.common.fields import Country, Currency
 from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
@@ -30,43 +31,68 @@ UoW = Annotated[TravelUnitOfWork, Depends(get_unit_of_work)]
 CountryPath = Annotated[Country, Path(description="ISO 3166-1 alpha-2 code of the host country")]
 CurrencyPath = Annotated[Currency, Path(description="ISO 4217 code")]
 
+# Claims: a delegate acts for their own, a city coordinator for their city's delegates; finance,
+# the secretariat and the auditor read them all.
+CLAIMANTS = ("delegate", "city_coordinator")
+CLAIM_READERS = ("finance", "secretariat", "auditor", *CLAIMANTS)
+Claimant = Annotated[Principal, require(*CLAIMANTS)]
+ClaimReader = Annotated[Principal, require(*CLAIM_READERS)]
+VisitReader = Annotated[Principal, require("secretariat", "finance", "auditor", "city_coordinator")]
+
+
+def _may_act(principal: Principal):
+    scope = principal.scope()
+    return lambda city_id, email: scope.covers(city_id=city_id, email=email)
+
+
+def _claims_scope(scope: Scope) -> dict:
+    """A list's filter for a caller's scope: a coordinator's city, or a delegate's own claims."""
+    if scope.everything:
+        return {}
+    if scope.city_id is not None:
+        return {"cities": {scope.city_id}}
+    return {"cities": scope.cities or set(), "own_email": scope.email or "\0"}  # no address: nothing
+
 
 # --- claims -------------------------------------------------------------------------------
 
 
 @router.post("/claims", status_code=201, summary="A delegate claims travel costs for a registration")
-async def submit_claim(request: ClaimRequest, uow: UoW) -> ClaimView:
-    """Decided at once, line by line, under the funding rule; publishes `TravelClaimed`."""
+async def submit_claim(request: ClaimRequest, uow: UoW, principal: Claimant) -> ClaimView:
+    """Decided at once, line by line, under the funding rule; publishes `TravelClaimed`. For the
+    caller's own registration (a delegate) or one of their city's (a coordinator)."""
     async with uow:
-        return ClaimView.of(await handlers.submit_claim(uow, request.registration_id, request.stay(), today()))
+        return ClaimView.of(await handlers.submit_claim(uow, request.registration_id, request.stay(), today(), _may_act(principal)))
 
 
 @router.post("/claims/{claim_id}/amendment", summary="Amend a claim finance has not decided yet")
-async def amend_claim(claim_id: UUID, request: StayIn, uow: UoW) -> ClaimView:
+async def amend_claim(claim_id: UUID, request: StayIn, uow: UoW, principal: Claimant) -> ClaimView:
     """The whole stay again (nights, travel days, every line): the claim is priced again under the
     funding it was decided with, goes back to `submitted`, and `TravelClaimAmended` tells finance to
     decide again. Only while the claim is `submitted` or `held`."""
     async with uow:
-        return ClaimView.of(await handlers.amend_claim(uow, claim_id, request.stay(), today()))
+        return ClaimView.of(await handlers.amend_claim(uow, claim_id, request.stay(), today(), _may_act(principal)))
 
 
 @router.post("/claims/{claim_id}/resubmission", status_code=201, summary="Resubmit a rejected claim as a new version")
-async def resubmit_claim(claim_id: UUID, request: StayIn, uow: UoW) -> ClaimView:
+async def resubmit_claim(claim_id: UUID, request: StayIn, uow: UoW, principal: Claimant) -> ClaimView:
     """A new claim (new id, `claim_version` + 1, `supersedes` the rejected one, which is kept),
     decided like any claim; publishes `TravelClaimed`."""
     async with uow:
-        return ClaimView.of(await handlers.resubmit_claim(uow, claim_id, request.stay(), today()))
+        return ClaimView.of(await handlers.resubmit_claim(uow, claim_id, request.stay(), today(), _may_act(principal)))
 
 
 @router.get("/claims/{claim_id}", summary="One claim, its lines explained, and finance's decisions")
-async def get_claim(claim_id: UUID, uow: UoW) -> ClaimView:
+async def get_claim(claim_id: UUID, uow: UoW, principal: ClaimReader) -> ClaimView:
+    """Another delegate's (another city's) claim answers 404, as one that does not exist."""
     async with uow:
-        return ClaimView.of(await uow.claims.get_one(claim_id))
+        return ClaimView.of(await uow.claims.get_one(claim_id, _may_act(principal)))
 
 
 @router.get("/claims", summary="Claims: a delegate's own (by email), or all by event, city, status")
 async def list_claims(
     uow: UoW,
+    principal: ClaimReader,
     delegate_email: str | None = None,
     workshop_id: UUID | None = None,
     city_id: UUID | None = None,
@@ -76,7 +102,8 @@ async def list_claims(
 ) -> list[ClaimView]:
     async with uow:
         claims = await uow.claims.find(
-            delegate_email=delegate_email, workshop_id=workshop_id, city_id=city_id, status=status, limit=limit, offset=offset
+            delegate_email=delegate_email, workshop_id=workshop_id, city_id=city_id, status=status, limit=limit, offset=offset,
+            **_claims_scope(principal.scope()),
         )
         return [ClaimView.of(claim) for claim in claims]
 
@@ -84,7 +111,8 @@ async def list_claims(
 # --- expert visits ------------------------------------------------------------------------
 
 
-@router.post("/expert-visits", status_code=201, summary="Claim an expert visit's costs (recharged to a non-European city)")
+@router.post("/expert-visits", status_code=201, summary="Claim an expert visit's costs (recharged to a non-European city)",
+             dependencies=[require("secretariat")])
 async def claim_expert_visit(request: ExpertVisitRequest, uow: UoW) -> ExpertVisitView:
     async with uow:
         visit = await handlers.claim_expert_visit(
@@ -100,36 +128,42 @@ async def claim_expert_visit(request: ExpertVisitRequest, uow: UoW) -> ExpertVis
 
 
 @router.get("/expert-visits/{visit_id}", summary="One expert visit, its lines explained, and finance's decisions")
-async def get_expert_visit(visit_id: UUID, uow: UoW) -> ExpertVisitView:
+async def get_expert_visit(visit_id: UUID, uow: UoW, principal: VisitReader) -> ExpertVisitView:
     async with uow:
-        return ExpertVisitView.of(await uow.expert_visits.get_one(visit_id))
+        visit = await uow.expert_visits.get_one(visit_id)
+        if not principal.scope().covers(city_id=visit.city_id):
+            raise NotFound(f"no expert visit with id {visit_id}")
+        return ExpertVisitView.of(visit)
 
 
 @router.get("/expert-visits", summary="Expert visits, by city and status")
 async def list_expert_visits(
-    uow: UoW, city_id: UUID | None = None, status: ClaimStatusName | None = None, limit: Limit = 100, offset: Offset = 0
+    uow: UoW, principal: VisitReader, city_id: UUID | None = None, status: ClaimStatusName | None = None, limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[ExpertVisitView]:
+    """A city coordinator sees their city's."""
     async with uow:
-        visits = await uow.expert_visits.find(city_id=city_id, status=status, limit=limit, offset=offset)
+        visits = await uow.expert_visits.find(city_id=city_id, status=status, limit=limit, offset=offset,
+                                              cities=principal.scope().cities)
         return [ExpertVisitView.of(visit) for visit in visits]
 
 
 # --- rate tables --------------------------------------------------------------------------
 
 
-@router.put("/allowance-rates/{country}", summary="Set a host country's allowance per night from a date")
+@router.put("/allowance-rates/{country}", summary="Set a host country's allowance per night from a date", dependencies=[require("finance")])
 async def put_allowance_rate(country: CountryPath, rate: AllowanceRateIn, uow: UoW) -> AllowanceRateView:
     async with uow:
         return AllowanceRateView.of(await handlers.set_allowance_rate(uow, country, rate.valid_from, rate.eur_per_night))
 
 
-@router.get("/allowance-rates", summary="The allowance rate table")
+@router.get("/allowance-rates", summary="The allowance rate table", dependencies=[require()])
 async def list_allowance_rates(uow: UoW, country: Country | None = None, limit: Limit = 100, offset: Offset = 0) -> list[AllowanceRateView]:
     async with uow:
         return [AllowanceRateView.of(rate) for rate in await uow.allowance_rates.find(country, limit, offset)]
 
 
-@router.get("/allowance-rates/{country}", summary="The allowance rate in force in a country on a date")
+@router.get("/allowance-rates/{country}", summary="The allowance rate in force in a country on a date", dependencies=[require()])
 async def allowance_rate_in_force(country: CountryPath, uow: UoW, on: date | None = None) -> AllowanceRateView:
     on = on or today()
     async with uow:
@@ -138,19 +172,19 @@ async def allowance_rate_in_force(country: CountryPath, uow: UoW, on: date | Non
         return AllowanceRateView.of(rate)
 
 
-@router.put("/exchange-rates/{currency}", summary="Set a currency's rate (units per EUR) on a date")
+@router.put("/exchange-rates/{currency}", summary="Set a currency's rate (units per EUR) on a date", dependencies=[require("finance")])
 async def put_exchange_rate(currency: CurrencyPath, rate: ExchangeRateIn, uow: UoW) -> ExchangeRateView:
     async with uow:
         return ExchangeRateView.of(await handlers.set_exchange_rate(uow, currency, rate.on, rate.units_per_eur))
 
 
-@router.get("/exchange-rates", summary="The exchange rate table")
+@router.get("/exchange-rates", summary="The exchange rate table", dependencies=[require()])
 async def list_exchange_rates(uow: UoW, currency: Currency | None = None, limit: Limit = 100, offset: Offset = 0) -> list[ExchangeRateView]:
     async with uow:
         return [ExchangeRateView.of(rate) for rate in await uow.exchange_rates.find(currency, limit, offset)]
 
 
-@router.get("/exchange-rates/{currency}", summary="The latest rate of a currency on or before a date")
+@router.get("/exchange-rates/{currency}", summary="The latest rate of a currency on or before a date", dependencies=[require()])
 async def exchange_rate_in_force(currency: CurrencyPath, uow: UoW, on: date | None = None) -> ExchangeRateView:
     on = on or today()
     async with uow:

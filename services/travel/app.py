@@ -20,4 +20,5 @@ def build_app(settings: TravelSettings | None = None, *, keys: KeySource | None 
         routers=[router],
         handlers=HANDLERS,
         keys=keys,
+        audit_readers=("auditor", "finance", "secretariat"),
     )

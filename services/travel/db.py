@@ -1,5 +1,6 @@
 """Travel tables mapped onto the domain classes, repositories and the unit of work."""
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -231,6 +232,11 @@ class DatedRates(Generic[R]):
         query = select(self.model).where(self.key == key, self.dated <= on).order_by(self.dated.desc()).limit(1)
         return await self.session.scalar(query)
 
+    async def stored(self, key: str, dated: date) -> Decimal | None:
+        """The value stored for exactly this key and date, if any (what a `put` would replace)."""
+        rate = await self.session.get(self.model, (key, dated))
+        return None if rate is None else getattr(rate, self.value)
+
     async def put(self, key: str, dated: date, value: Decimal) -> R:
         rate = await self.session.get(self.model, (key, dated))
         if rate is None:
@@ -250,8 +256,10 @@ class Claims(Keyed[TravelClaim]):
     def __init__(self, session) -> None:
         super().__init__(session, TravelClaim, travel_claims.c.id)
 
-    async def get_one(self, claim_id: UUID, *, for_update: bool = False) -> TravelClaim:
-        if (claim := await self.get(claim_id, for_update=for_update)) is None:
+    async def get_one(self, claim_id: UUID, may_see: Callable[[UUID, str], bool] | None = None, *, for_update: bool = False) -> TravelClaim:
+        """The claim, or NotFound; also when `may_see(city_id, delegate_email)` says it is not the caller's."""
+        claim = await self.get(claim_id, for_update=for_update)
+        if claim is None or (may_see is not None and not may_see(claim.city_id, claim.delegate_email)):
             raise NotFound(f"no claim with id {claim_id}")
         return claim
 
@@ -280,9 +288,18 @@ class Claims(Keyed[TravelClaim]):
             await self.session.delete(line)
 
     async def find(
-        self, *, delegate_email: str | None, workshop_id: UUID | None, city_id: UUID | None, status: str | None, limit: int, offset: int
+        self, *, delegate_email: str | None, workshop_id: UUID | None, city_id: UUID | None, status: str | None, limit: int, offset: int,
+        cities: set[UUID] | None = None, own_email: str | None = None,
     ) -> list[TravelClaim]:
+        """`cities` / `own_email`: the caller's scope (a coordinator's city; a delegate's address and city)."""
         conditions = [
+            condition
+            for condition, wanted in (
+                (travel_claims.c.city_id.in_(cities or ()), cities is not None),
+                (func.lower(travel_claims.c.delegate_email) == (own_email or "").lower(), own_email),
+            )
+            if wanted
+        ] + [
             condition
             for condition, wanted in (
                 (func.lower(travel_claims.c.delegate_email) == (delegate_email or "").lower(), delegate_email),
@@ -316,8 +333,10 @@ class ExpertVisits(Keyed[ExpertVisit]):
             select(ExpertVisit).where(expert_visits.c.city_id == city_id, expert_visits.c.visit_date == visit_date)
         )
 
-    async def find(self, *, city_id: UUID | None, status: str | None, limit: int, offset: int) -> list[ExpertVisit]:
+    async def find(self, *, city_id: UUID | None, status: str | None, limit: int, offset: int, cities: set[UUID] | None = None) -> list[ExpertVisit]:
         query = select(ExpertVisit).order_by(expert_visits.c.visit_date, expert_visits.c.id).limit(limit).offset(offset)
+        if cities is not None:
+            query = query.where(expert_visits.c.city_id.in_(cities))
         if city_id:
             query = query.where(expert_visits.c.city_id == city_id)
         if status:

@@ -1,6 +1,7 @@
 """Travel handlers: the commands delegates and the secretariat give, and the facts travel consumes."""
 
 import logging
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from uuid import UUID
@@ -57,13 +58,24 @@ async def _rates(uow: TravelUnitOfWork, event: KnownEvent, stay: Stay) -> Rates:
     return Rates(allowance, await _exchange_rates(uow, stay.expenses))
 
 
-async def _claimant(uow: TravelUnitOfWork, registration_id: UUID) -> tuple[Registration, KnownCity, KnownEvent]:
+# Whether the caller may act for a delegate's record: (city id, delegate's e-mail) -> bool.
+MayAct = Callable[[UUID, str], bool]
+
+
+def _anyone(city_id: UUID, email: str) -> bool:
+    return True
+
+
+async def _claimant(uow: TravelUnitOfWork, registration_id: UUID, may_act: MayAct = _anyone) -> tuple[Registration, KnownCity, KnownEvent]:
     """The registration, its city and its event, the event locked: the city's funded places for it
     are counted one claim at a time (PostgreSQL row lock; SQLite serialises writers anyway)."""
     registration = await uow.registrations.get(registration_id)
     if registration is None:
         # Most likely events' DelegateRegistered has not reached travel yet: worth a retry.
         raise NotYetKnown(f"registration {registration_id} is not known to travel (yet); if it was just made, retry shortly")
+    if not may_act(registration.city_id, registration.delegate_email):
+        raise NotFound(f"no registration {registration_id} of yours (a delegate claims for their own, a coordinator "
+                       f"for their city's delegates)", code="not_found")
     event = await uow.workshops.get(registration.workshop_id, for_update=True)
     if event is None:
         raise NotYetKnown(f"the event {registration.workshop_id} of registration {registration_id} is not known to travel yet")
@@ -84,8 +96,8 @@ async def _record(uow: TravelUnitOfWork, claim: TravelClaim, duplicate: str) -> 
     return claim
 
 
-async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date) -> TravelClaim:
-    registration, city, event = await _claimant(uow, registration_id)
+async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
+    registration, city, event = await _claimant(uow, registration_id, may_act)
     domain.check_no_claim_yet(await uow.claims.latest_for(registration_id))
     claim = domain.submit_claim(
         registration, city, event, stay, await _rates(uow, event, stay),
@@ -94,8 +106,8 @@ async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay,
     return await _record(uow, claim, f"registration {registration_id} already has a claim: one claim per delegate and event")
 
 
-async def resubmit_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date) -> TravelClaim:
-    rejected = await uow.claims.get_one(claim_id)
+async def resubmit_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
+    rejected = await uow.claims.get_one(claim_id, may_act)
     registration, city, event = await _claimant(uow, rejected.registration_id)
     domain.check_resubmittable(rejected, await uow.claims.superseding(claim_id))
     claim = domain.submit_claim(
@@ -105,9 +117,9 @@ async def resubmit_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, toda
     return await _record(uow, claim, f"claim {claim_id} was already resubmitted")
 
 
-async def amend_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date) -> TravelClaim:
+async def amend_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
     # Locked, so that finance's decision arriving meanwhile is applied after the amendment, not lost.
-    claim = await uow.claims.get_one(claim_id, for_update=True)
+    claim = await uow.claims.get_one(claim_id, may_act, for_update=True)
     event, city = await uow.workshops.get(claim.workshop_id), await uow.cities.get(claim.city_id)
     replaced = list(claim.lines)
     amended = claim.amend(city, event, stay, await _rates(uow, event, stay), today)
@@ -157,14 +169,21 @@ async def claim_expert_visit(
 
 
 async def set_allowance_rate(uow: TravelUnitOfWork, country: str, valid_from: date, eur_per_night: Decimal) -> AllowanceRate:
+    before = await uow.allowance_rates.stored(country, valid_from)
     rate = await uow.allowance_rates.put(country, valid_from, eur_per_night)
+    # The table keeps the rate in force; the audit trail keeps every value it had, and who set it.
+    uow.audit("AllowanceRateSet", f"{country}@{valid_from}", details={
+        "country": country, "valid_from": valid_from.isoformat(), "before": _text(before), "after": _text(eur_per_night)})
     await uow.commit()
     return rate
 
 
 async def set_exchange_rate(uow: TravelUnitOfWork, currency: str, quoted_on: date, units_per_eur: Decimal) -> ExchangeRate:
     domain.refuse_rate_for_eur(currency)
+    before = await uow.exchange_rates.stored(currency, quoted_on)
     rate = await uow.exchange_rates.put(currency, quoted_on, units_per_eur)
+    uow.audit("ExchangeRateSet", f"{currency}@{quoted_on}", details={
+        "currency": currency, "on": quoted_on.isoformat(), "before": _text(before), "after": _text(units_per_eur)})
     await uow.commit()
     return rate
 
@@ -272,3 +291,7 @@ HANDLERS = {
     ReimbursementPaid: on_reimbursement_paid,
     ReimbursementRejected: on_reimbursement_rejected,
 }
+
+
+def _text(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount)

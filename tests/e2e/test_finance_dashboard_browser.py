@@ -11,7 +11,7 @@ from playwright.async_api import async_playwright
 
 from deploy.keycloak.admin import KeycloakAdmin
 from tests.e2e.test_join_to_invoice import join
-from tests.support import eventually, running, serving
+from tests.support import eventually, password_grant, running, serving
 
 SCREENSHOTS = Path(__file__).parents[2] / ".local" / "screenshots"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -47,7 +47,11 @@ def sign_in_back_to(keycloak_url):
 async def test_a_payment_moves_the_dashboard_within_a_second(platform_sqlite, browser, keycloak_url, sign_in_back_to) -> None:
     platform = platform_sqlite
     membership_app, finance_app = platform.membership(), platform.finance(KEYCLOAK_URL=keycloak_url)
-    async with running(membership_app) as membership, running(finance_app) as finance, serving(finance_app) as finance_url:
+    # finance trusts the real Keycloak (the browser signs in there); its API calls here carry a
+    # token of the demo user finance.
+    async with running(membership_app) as membership, running(finance_app, stand_in=False) as finance, \
+            serving(finance_app) as finance_url:
+        finance.headers["authorization"] = f"Bearer {await password_grant(keycloak_url, 'finance', 'finance-pass')}"
         sign_in_back_to(finance_url)
         city = await join(membership, agreement="2026-03-15")
 

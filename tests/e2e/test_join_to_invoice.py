@@ -4,8 +4,10 @@ from datetime import date
 
 from sqlalchemy import select
 
+from services.common.db import ProcessedEvent
 from services.events.domain import MemberCity
 from services.travel.domain import KnownCity
+from tests.identity import STAND_IN
 from tests.support import eventually, header, read_topic, running
 
 OSLO = {"name": "Oslo", "country": "NO", "population": 709_000, "foreign_born_share": "0.28"}
@@ -44,6 +46,18 @@ async def test_a_joining_city_is_invoiced_5000_eur_for_its_join_year(secured_pla
         joined = [r for r in await read_topic(platform.kafka, platform.topic("icc.membership.cities"), at_least=2)
                   if header(r, "ce_type") == "CityJoined"]
         assert header(issued[0], "ce_correlationid") == header(joined[0], "ce_correlationid")
+        # who: the person who signed (their subject id, never a token) on CityJoined; finance itself
+        # on the invoice it derived, and the signer kept with the effect in finance
+        signer = STAND_IN.claims(username="test-staff")["sub"]
+        assert (header(joined[0], "ce_authtype"), header(joined[0], "ce_authid")) == ("app_user", signer)
+        assert (header(issued[0], "ce_authtype"), header(issued[0], "ce_authid")) == ("system", "finance")
+        async with finance_app.state.runtime.sessions() as session:
+            kept = await session.scalar(select(ProcessedEvent.actor).where(ProcessedEvent.event_id == header(joined[0], "ce_id")))
+        assert kept == f"app_user:{signer}"
+        trail = (await membership.get("/audit", params={"subject": city["id"]})).json()
+        assert [e["action"] for e in trail] == [  # newest first; signatures publish nothing but are recorded
+            "FinancialAgreementSigned", "CityJoined", "StatementOfIntentSigned", "CityApplied"]
+        assert {e["actor_name"] for e in trail} == {"test-staff"}
 
         # events and travel learnt the member from the same CityJoined, without calling membership
         for app, model in ((events_app, MemberCity), (travel_app, KnownCity)):

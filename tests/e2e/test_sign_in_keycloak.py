@@ -13,15 +13,7 @@ from deploy.keycloak.admin import KeycloakAdmin
 from services.common.auth import JwksKeys, TokenVerifier
 from services.finance.app import build_app
 from services.finance.settings import FinanceSettings
-from tests.support import running
-
-
-async def password_grant(keycloak_url: str, username: str, password: str) -> str:
-    async with httpx.AsyncClient(timeout=30) as http:
-        answer = await http.post(f"{keycloak_url}/realms/icc/protocol/openid-connect/token", data={
-            "grant_type": "password", "client_id": "icc-cli", "username": username, "password": password})
-    assert answer.status_code == 200, answer.text
-    return answer.json()["access_token"]
+from tests.support import password_grant, running
 
 
 def verifier(keycloak_url: str) -> TokenVerifier:
@@ -68,7 +60,7 @@ async def test_a_service_checks_real_tokens_with_keys_fetched_over_http(keycloak
     username, status = who
     settings = FinanceSettings(KEYCLOAK_URL=keycloak_url, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
                                DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/finance.db")
-    async with running(build_app(settings)) as finance:
+    async with running(build_app(settings), stand_in=False) as finance:
         token = await password_grant(keycloak_url, username, f"{username}-pass")
         answer = await finance.get("/dashboard", headers={"authorization": f"Bearer {token}"})
         assert answer.status_code == status

@@ -25,6 +25,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 
+from tests.identity import STAND_IN, staff_headers
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("membership", "events", "travel", "finance")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -46,13 +48,23 @@ def _healthy(url: str) -> bool:
         return False
 
 
+@pytest.fixture(scope="module")
+def jwks_url() -> Iterator[str]:
+    with STAND_IN.serving_jwks() as url:
+        yield url
+
+
 @pytest.fixture(params=SERVICES)
-def service(request: pytest.FixtureRequest, databases, tmp_path: Path) -> Iterator[str]:
+def service(request: pytest.FixtureRequest, databases, tmp_path: Path, jwks_url: str) -> Iterator[str]:
     """One service as a process on a fresh database; yields its base URL. The broker is absent on
-    purpose: a service serves its API without one, and the fuzzer's point is the HTTP edge."""
+    purpose: a service serves its API without one, and the fuzzer's point is the HTTP edge. It
+    trusts the tests' stand-in identity provider, whose staff token the fuzzer sends (every route
+    lets it in, so the fuzzer reaches the handlers, not just the 401)."""
     name, port = request.param, _free_port()
     env = {
         **os.environ,
+        "OIDC_ISSUER": STAND_IN.issuer,
+        "OIDC_JWKS_URL": jwks_url,
         **{key.upper(): value for key, value in databases(name).items()},
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{_free_port()}",
         "HTTP_PORT": str(port),
@@ -84,6 +96,7 @@ def test_no_operation_answers_a_server_error(service: str) -> None:
     print(f"fuzz seed {SEED} (rerun with FUZZ_SEED={SEED}); {EXAMPLES} examples per operation, {STEPS} stateful scenarios")
     schema = schemathesis.openapi.from_url(f"{service}/openapi.json")
     server_errors: list[str] = []
+    signed_in = staff_headers()
     fuzz_settings = settings(
         max_examples=EXAMPLES, deadline=None, database=None, derandomize=False, print_blob=False,
         suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
@@ -99,7 +112,7 @@ def test_no_operation_answers_a_server_error(service: str) -> None:
         @hypothesis.seed(SEED)
         @given(case=operation.as_strategy())
         def stateless(case: schemathesis.Case) -> None:
-            response = case.call(base_url=service, timeout=30)
+            response = case.call(base_url=service, timeout=30, headers=signed_in)
             if response.status_code >= 500:
                 server_errors.append(_describe(case, response))
 
@@ -107,7 +120,7 @@ def test_no_operation_answers_a_server_error(service: str) -> None:
 
     class Workflow(schema.as_state_machine()):
         def get_call_kwargs(self, case: schemathesis.Case) -> dict:
-            return {"base_url": service, "timeout": 30}
+            return {"base_url": service, "timeout": 30, "headers": signed_in}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
             if response.status_code >= 500:

@@ -21,6 +21,7 @@ from services.common.db import OutboxMessage
 from services.events.app import build_app
 from services.events.domain import Registration
 from services.events.settings import EventsSettings
+from tests.identity import STAND_IN
 from tests.support import running
 
 NO_BROKER = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # these tests never reach Kafka
@@ -334,3 +335,46 @@ async def test_bad_input_gets_a_clear_4xx_and_writes_nothing(events) -> None:
     assert (await client.delete(f"/workshops/{event['id']}/registrations/{uuid4()}")).status_code == 404
     assert (await client.get(f"/member-cities/{uuid4()}")).status_code == 404
     assert await published(runtime) == before and await registrations(runtime) == 0
+
+
+# --- who registers whom, who sees the list --------------------------------------------------
+
+
+async def test_delegates_register_themselves_coordinators_their_city_and_lists_leak_nothing(events) -> None:
+    client, runtime = events
+    event = await workshop(client, capacity=10, quota=2)
+    oslo, bergen = await joined(runtime), await joined(runtime, "Bergen")
+    ingrid = STAND_IN.bearer("delegate", username="ingrid", email="ingrid@example.org", city_id=oslo)
+    oslo_coordinator = STAND_IN.bearer("city_coordinator", username="olav", city_id=oslo)
+    url = f"/workshops/{event['id']}/registrations"
+
+    def body(city_id: str, who: str) -> dict:
+        return {"city_id": city_id, "delegate_name": who, "delegate_email": f"{who.lower()}@example.org"}
+
+    # a delegate registers themselves, not a colleague nor into another city (403, nothing written)
+    for refused_body in (body(oslo, "Sven"), body(bergen, "Ingrid")):
+        refused = await client.post(url, json=refused_body, headers=ingrid)
+        assert refused.status_code == 403 and refused.json()["code"] == "not_yours", refused.text
+    assert await registrations(runtime) == 0
+    mine = await client.post(url, json=body(oslo, "Ingrid"), headers=ingrid)
+    assert mine.status_code == 201, mine.text
+    # a coordinator registers their city's delegates, not another city's
+    assert (await client.post(url, json=body(oslo, "Sven"), headers=oslo_coordinator)).status_code == 201
+    assert (await client.post(url, json=body(bergen, "Kari"), headers=oslo_coordinator)).status_code == 403
+    kari = (await client.post(url, json=body(bergen, "Kari"))).json()  # the organiser's staff token
+
+    names = lambda response: sorted(r["delegate_name"] for r in response.json())  # noqa: E731
+    assert names(await client.get(url, headers=ingrid)) == ["Ingrid"]
+    assert names(await client.get(url, headers=oslo_coordinator)) == ["Ingrid", "Sven"]
+    assert names(await client.get(url)) == ["Ingrid", "Kari", "Sven"]
+    assert (await client.get(f"/workshops/{event['id']}/participants.csv", headers=ingrid)).status_code == 403
+    # cancelling another's registration answers as if it did not exist
+    assert (await client.delete(f"{url}/{kari['id']}", headers=ingrid)).status_code == 404
+    assert (await client.delete(f"{url}/{kari['id']}", headers=oslo_coordinator)).status_code == 404
+    assert (await client.delete(f"{url}/{mine.json()['id']}", headers=ingrid)).status_code == 200
+    assert names(await client.get(url)) == ["Kari", "Sven"]
+
+    # who did what: the registration event names ingrid (her subject id), the trail her name
+    [row] = [r for r in await published(runtime) if r[0] == "RegistrationCancelled"]
+    audit = (await client.get("/audit", params={"subject": row[1], "action": "RegistrationCancelled"})).json()
+    assert [(e["actor_name"], e["actor_type"]) for e in audit] == [("ingrid", "app_user")]

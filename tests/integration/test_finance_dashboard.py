@@ -132,8 +132,10 @@ async def test_the_stream_is_for_finance_and_auditors_only(tmp_path) -> None:
         assert signed_out.status_code == 401 and signed_out.headers["www-authenticate"] == 'Bearer realm="icc"'
         delegate = await client.get("/dashboard/stream", headers=identity.bearer("delegate", username="ana"))
         assert delegate.status_code == 403 and "finance, auditor" in delegate.json()["detail"]
-        # the JSON snapshot stays open until its route owner decides
-        assert (await client.get("/dashboard/snapshot")).status_code == 200
+        # the JSON snapshot too: finance and the auditor, with a token
+        assert (await client.get("/dashboard/snapshot")).status_code == 401
+        assert (await client.get("/dashboard/snapshot", headers=identity.bearer("delegate"))).status_code == 403
+        assert (await client.get("/dashboard/snapshot", headers=identity.bearer("auditor"))).status_code == 200
 
 
 async def test_a_stream_opened_with_the_browser_session_ends_when_that_session_ends(tmp_path) -> None:
@@ -142,7 +144,8 @@ async def test_a_stream_opened_with_the_browser_session_ends_when_that_session_e
     app = build_app(FinanceSettings(**NO_BROKER, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/f.db", dashboard_ping_seconds=30),
                     keys=identity.keys())
     app.state.web_sessions = WebSessions(app.state.runtime.settings, app.state.auth, transport=provider)
-    async with running(app), serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as browser:
+    async with running(app) as api, serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as browser:
+        api.headers.update(identity.bearer("finance"))  # changes go through the API with a token
         to_provider = (await browser.get("/login", params={"next": "/dashboard"})).headers["location"]
         state = parse_qs(urlparse(to_provider).query)["state"][0]
         back = await browser.get("/auth/callback", params={"state": state, "code": provider.authorize(to_provider)})
@@ -151,12 +154,12 @@ async def test_a_stream_opened_with_the_browser_session_ends_when_that_session_e
             assert response.status_code == 200
             stream = Stream(response)
             await stream.snapshot()
-            await set_budget(browser, delegate_travel="1000.00")  # still signed in: pushed
+            await set_budget(api, delegate_travel="1000.00")  # still signed in: pushed
             assert (await stream.snapshot())["budget"][1]["allocation"] == "1000.00"
 
             async with httpx.AsyncClient(base_url=url, timeout=10, cookies=browser.cookies) as other_tab:
                 assert (await other_tab.get("/logout")).status_code == 303
-            await set_budget(browser, delegate_travel="2000.00")  # the next change finds the session gone
+            await set_budget(api, delegate_travel="2000.00")  # the next change finds the session gone
             with pytest.raises(AssertionError, match="stream ended"):
                 await stream.next(timeout=5)
         assert (await browser.get("/dashboard/stream")).status_code == 401

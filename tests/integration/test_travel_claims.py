@@ -35,6 +35,7 @@ from services.common.db import OutboxMessage
 from services.travel.app import build_app
 from services.travel.domain import TravelClaim
 from services.travel.settings import TravelSettings
+from tests.identity import STAND_IN
 from tests.support import running
 
 NO_BROKER = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # these tests never reach Kafka
@@ -641,3 +642,75 @@ async def test_a_rejected_claim_is_resubmitted_as_a_new_version_and_the_old_one_
     assert (kind, payload["claim_id"], payload["supersedes"], payload["claim_version"]) == ("TravelClaimed", second["id"], first["id"], 2)
     not_rejected = await travel.client.post(f"/claims/{second['id']}/resubmission", json=body)
     assert not_rejected.status_code == 409 and not_rejected.json()["code"] == "not_rejected"
+
+
+# --- who sees which claims, who did what ----------------------------------------------------
+
+
+async def test_a_delegate_sees_and_acts_on_their_own_claims_only_and_a_coordinator_on_their_city_s(travel) -> None:
+    ghent, montreal = await travel.city(), await travel.city("Montréal", "CA", european=False)
+    lisbon = await travel.workshop()
+    ana_registration = await travel.registration(lisbon, ghent, email="ana@ghent.be")
+    eva_registration = await travel.registration(lisbon, ghent, email="eva@ghent.be", funded=False)
+    ben_registration = await travel.registration(lisbon, montreal, email="ben@montreal.ca")
+    ana = STAND_IN.bearer("delegate", username="ana", email="Ana@Ghent.be", city_id=ghent)
+    eva = STAND_IN.bearer("delegate", username="eva", email="eva@ghent.be", city_id=ghent)
+    ghent_coordinator = STAND_IN.bearer("city_coordinator", username="gert", city_id=ghent)
+    client = travel.client
+
+    # a delegate claims for their own registration; another's is not theirs to claim (404)
+    refused = await client.post("/claims", json=claim_body(eva_registration), headers=ana)
+    assert refused.status_code == 404 and str(eva_registration) in refused.json()["detail"]
+    ana_claim = await client.post("/claims", json=claim_body(ana_registration), headers=ana)
+    assert ana_claim.status_code == 201, ana_claim.text
+    ana_claim = ana_claim.json()["id"]
+    # a coordinator claims for their city's delegate, not another city's
+    eva_claim = (await client.post("/claims", json=claim_body(eva_registration), headers=ghent_coordinator)).json()["id"]
+    assert (await client.post("/claims", json=claim_body(ben_registration), headers=ghent_coordinator)).status_code == 404
+    ben_claim = (await client.post("/claims", json=claim_body(ben_registration))).json()["id"]  # staff
+
+    # reading: another delegate's claim is 404, exactly like one that does not exist
+    assert (await client.get(f"/claims/{ana_claim}", headers=ana)).status_code == 200
+    other = await client.get(f"/claims/{eva_claim}", headers=ana)
+    missing = await client.get(f"/claims/{uuid4()}", headers=ana)
+    assert other.status_code == missing.status_code == 404
+    assert other.json()["detail"] == f"no claim with id {eva_claim}"
+    # lists filter, whatever is asked for
+    ids = lambda response: {claim["id"] for claim in response.json()}  # noqa: E731
+    assert ids(await client.get("/claims", headers=ana)) == {ana_claim}
+    assert ids(await client.get("/claims", params={"workshop_id": str(lisbon)}, headers=eva)) == {eva_claim}
+    assert ids(await client.get("/claims", params={"city_id": str(montreal)}, headers=ana)) == set()
+    assert ids(await client.get("/claims", headers=ghent_coordinator)) == {ana_claim, eva_claim}
+    assert ids(await client.get("/claims")) == {ana_claim, eva_claim, ben_claim}  # staff: all
+    # amending another's claim is 404 too, and changes nothing
+    amend = {key: value for key, value in claim_body(eva_registration, nights=1).items() if key != "registration_id"}
+    assert (await client.post(f"/claims/{eva_claim}/amendment", json=amend, headers=ana)).status_code == 404
+    assert (await client.get(f"/claims/{eva_claim}")).json()["amendments"] == 0
+
+
+async def test_claims_carry_who_made_them_and_rate_changes_keep_their_history(travel) -> None:
+    ghent = await travel.city()
+    registration = await travel.registration(await travel.workshop(), ghent, email="ana@ghent.be")
+    ana = STAND_IN.bearer("delegate", username="ana", email="ana@ghent.be", city_id=ghent)
+    claim = (await travel.client.post("/claims", json=claim_body(registration), headers=ana)).json()["id"]
+
+    [row] = await travel.outbox()
+    headers = dict(row.headers)
+    assert headers["ce_authtype"] == "app_user"
+    assert headers["ce_authid"] == STAND_IN.claims("delegate", username="ana")["sub"]  # the subject id, never the token
+    assert not any("Bearer" in value or value.count(".") == 2 and len(value) > 100 for value in headers.values())
+
+    audit = (await travel.client.get("/audit", params={"subject": claim})).json()
+    assert [(e["action"], e["actor_name"], e["actor_type"], e["event_id"]) for e in audit] == [
+        ("TravelClaimed", "ana", "app_user", headers["ce_id"])]
+    # rate tables: the value in force is overwritten, the trail keeps every value and who set it
+    finance = STAND_IN.bearer("finance", username="fiona")
+    for rate in ("190.00", "195.00"):
+        assert (await travel.client.put("/allowance-rates/FR", json={"eur_per_night": rate, "valid_from": "2026-01-01"},
+                                        headers=finance)).status_code == 200
+    history = (await travel.client.get("/audit", params={"subject": "FR@2026-01-01"}, headers=finance)).json()
+    assert [(e["actor_name"], e["details"]["before"], e["details"]["after"]) for e in history] == [
+        ("fiona", "190.00", "195.00"), ("fiona", None, "190.00")]  # newest first
+    # a delegate may not read the trail; the auditor may
+    assert (await travel.client.get("/audit", headers=ana)).status_code == 403
+    assert (await travel.client.get("/audit", headers=STAND_IN.bearer("auditor"))).status_code == 200

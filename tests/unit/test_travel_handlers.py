@@ -38,6 +38,10 @@ class FakeRates:
         dated = [day for (k, day) in self.rows if k == key and day <= on]
         return self.rows[(key, max(dated))] if dated else None
 
+    async def stored(self, key: str, dated: date) -> Decimal | None:
+        rate = self.rows.get((key, dated))
+        return None if rate is None else getattr(rate, "eur_per_night", None) or rate.units_per_eur
+
     async def put(self, key: str, dated: date, value: Decimal):
         self.rows[(key, dated)] = rate = self.model(key, dated, value)
         return rate
@@ -48,8 +52,8 @@ class FakeClaims(FakeKeyed[TravelClaim]):
         super().__init__("id")
         self.dropped: list[ClaimLine] = []
 
-    async def get_one(self, claim_id: UUID, *, for_update: bool = False) -> TravelClaim:
-        if claim_id not in self.rows:
+    async def get_one(self, claim_id: UUID, may_see=None, *, for_update: bool = False) -> TravelClaim:
+        if claim_id not in self.rows or (may_see and not may_see(self.rows[claim_id].city_id, self.rows[claim_id].delegate_email)):
             raise NotFound(f"no claim with id {claim_id}")
         return self.rows[claim_id]
 
