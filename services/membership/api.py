@@ -228,14 +228,16 @@ async def get_index_queue(uow: UoW, limit: Limit = 100, offset: Offset = 0) -> l
         409: refusal("another analyst took it at the same moment", "another analyst has just taken the head of the queue; "
                      "ask again for the next one"),
     },
-    dependencies=[require("secretariat")],
 )
-async def analyse_next(uow: UoW, request: Annotated[AnalysisRequest | None, Body()] = None) -> AnalysisView:
+async def analyse_next(
+    uow: UoW, principal: Annotated[Principal, require("secretariat")], request: Annotated[AnalysisRequest | None, Body()] = None,
+) -> AnalysisView:
     """Scores the next submission in queue order (never one out of turn): each area 0-100, the
     overall index the weighted mean of the core areas. The city then sees its result at
     `GET /cities/{id}/index-result`."""
     async with uow:
-        done = await handlers.analyse_next(uow, today(), request.analyst if request else None)
+        # The analyst is the signed-in person unless the request names another (analysed on paper, say).
+        done = await handlers.analyse_next(uow, today(), request.analyst if request and request.analyst else principal.username)
         s = done.submission
         return AnalysisView(submission_id=s.id, city_id=s.city_id, version=s.version, submitted_at=s.submitted_at,
                             analysed_on=s.analysed_on, analyst=s.analyst, overall=done.score.overall,

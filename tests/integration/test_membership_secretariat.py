@@ -127,7 +127,8 @@ async def test_the_analysis_queue_puts_cities_that_had_signed_first_then_first_s
     analysed = await client.post("/index-queue/analysis", json={"analyst": "M. Rossi"})
     assert analysed.status_code == 200 and analysed.json()["city_id"] == signed_second["id"]
     assert [e["city_name"] for e in (await client.get("/index-queue")).json()] == ["Signed after submitting", "Unsigned first"]
-    assert (await client.post("/index-queue/analysis")).json()["city_id"] == signed_later["id"]
+    by_signed_in = (await client.post("/index-queue/analysis")).json()
+    assert by_signed_in["city_id"] == signed_later["id"] and by_signed_in["analyst"] == "test-staff"  # who is signed in
     assert (await client.post("/index-queue/analysis")).json()["city_id"] == unsigned_first["id"]
     empty = await client.post("/index-queue/analysis")
     assert empty.status_code == 404 and "queue is empty" in empty.json()["detail"]
