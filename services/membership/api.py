@@ -37,6 +37,8 @@ NO_CITY = {404: refusal("no city with this id (or not the caller's to see)", f"n
 
 # Who reads a city's file: the network's staff, and the city's own coordinator and delegates.
 CITY_READERS = ("secretariat", "organiser", "finance", "auditor", "city_coordinator", "delegate")
+# A city's signatures and expert visits: the secretariat, finance, the auditor and its coordinator.
+CityFileReader = Annotated[Principal, require("secretariat", "finance", "auditor", "city_coordinator")]
 
 
 def in_scope(principal: Principal, city_id: UUID) -> None:
@@ -155,7 +157,7 @@ async def correct_signature(city_id: UUID, correction: SignatureCorrectionIn, uo
 @cities_router.get("/cities/{city_id}/signature-corrections", summary="The corrections of a city's signature dates",
                    responses=NO_CITY)
 async def list_signature_corrections(
-    city_id: UUID, uow: UoW, principal: Annotated[Principal, require("secretariat", "finance", "auditor", "city_coordinator")],
+    city_id: UUID, uow: UoW, principal: CityFileReader,
 ) -> list[SignatureCorrectionView]:
     """Each correction with the date it replaced and its reason, oldest first."""
     in_scope(principal, city_id)
@@ -281,7 +283,7 @@ async def schedule_expert_visit(city_id: UUID, request: ExpertVisitRequest, uow:
 
 @visits_router.get("/cities/{city_id}/expert-visits", summary="A city's expert visits and intercultural profiles", responses=NO_CITY)
 async def list_expert_visits(
-    city_id: UUID, uow: UoW, principal: Annotated[Principal, require("secretariat", "finance", "auditor", "city_coordinator")],
+    city_id: UUID, uow: UoW, principal: CityFileReader,
 ) -> list[ExpertVisitView]:
     """By visit date, each with its intercultural profile once recorded."""
     in_scope(principal, city_id)
