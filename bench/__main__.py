@@ -11,6 +11,8 @@ run, on the same broker and the same kind of database (SQLite files, or PostgreS
    --claims-rate (latency p50/p99), and POST /claims throughput against a bare FastAPI endpoint
    served the same way (bench.bare).
 3. rebuild: python -m services.finance.rebuild over --rebuild-events (--long: 1 000 000).
+4. replicas (PostgreSQL only; SQLite is single-process): finance as 1 process and as 2 replicas of
+   one consumer group on one schema, bursts of --events alternating, the best of --repeat each.
 
 Every process under test is its own (finance, travel, the raw pipeline, the bare endpoint). The
 last two lines are the figures the goals are about: the pipeline ratio and the paced latency.
@@ -23,12 +25,12 @@ import sys
 
 from bench.claims import claims_pipeline
 from bench.kit import Run, percentile, say
-from bench.pipeline import compare
+from bench.pipeline import compare, replicas
 from bench.rebuild import rebuild
 from deploy.kafka.local import LocalKafka
 from services.common.settings import KafkaConnection, KafkaSettings
 
-PARTS = ("pipeline", "claims", "rebuild")
+PARTS = ("pipeline", "claims", "rebuild", "replicas")
 LONG_REBUILD = 1_000_000
 
 
@@ -75,6 +77,13 @@ async def bench(args: argparse.Namespace, kafka: KafkaConnection) -> list[str]:
             events = LONG_REBUILD if args.long else args.rebuild_events
             applied, seconds = await rebuild(run, events)
             lines.append(f"  rebuild over {applied} events: {seconds:.1f} s ({applied / seconds:.0f} events/s)")
+        if "replicas" in args.parts:
+            if args.database != "postgresql":
+                lines.append("  replicas: PostgreSQL only (SQLite is the single-process default); run with --database postgresql")
+            else:
+                one, two = await replicas(run, args.events, args.repeat)
+                lines.append(f"  finance x1: {one.best.rate:6.0f} events/s; x2 replicas: {two.best.rate:6.0f} events/s "
+                             f"({two.best.rate / one.best.rate:.2f}x), {two.best.cpu_per_event * 1e6:.0f} us CPU per event in all")
         failed = False
     finally:
         await run.close(keep=failed)

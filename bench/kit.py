@@ -78,8 +78,11 @@ class Run:
             await asyncio.to_thread(grant, self.kafka, prefix, list(services))
 
     def start(
-        self, name: str, module: str, prefix: str, *, port: int | None = None, database: bool = True, principal: str = "finance"
+        self, name: str, module: str, prefix: str, *, port: int | None = None, database: bool = True, principal: str = "finance",
+        env: dict[str, str] | None = None,
     ) -> "Process":
+        """`env`: more settings (replicas of one service share a `database_env` and get REPLICA_ID)."""
+        extra = env or {}
         env = {**os.environ, **login(self.kafka, principal).env(), "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING",
                "OIDC_ISSUER": STAND_IN.issuer, "OIDC_JWKS_URL": self.jwks_url}
         env.pop("DATABASE_SCHEMA", None)
@@ -87,6 +90,7 @@ class Run:
             env["HTTP_PORT"] = str(port)
         if database:
             env.update(self.database_env(name))
+        env.update(extra)
         process = Process(name, module, env, self.tmp / f"{name}.log", port)
         self.processes.append(process)
         return process

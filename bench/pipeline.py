@@ -42,13 +42,34 @@ class Figures:
         return max(b.longest_pause for b in self.bursts)
 
 
+class Processes:
+    """A service's replicas (one consumer group, one database), seen as one process: CPU summed."""
+
+    def __init__(self, processes: list[Process]) -> None:
+        self.processes = processes
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds() for p in self.processes)
+
+    def check(self) -> None:
+        for p in self.processes:
+            p.check()
+
+    async def ready(self) -> None:
+        await asyncio.gather(*(p.ready() for p in self.processes))
+
+    def stop(self) -> None:
+        for p in self.processes:
+            p.stop()
+
+
 class Pipeline:
-    def __init__(self, run: Run, kind: str) -> None:
-        self.run, self.kind = run, kind
+    def __init__(self, run: Run, kind: str, replicas: int = 1) -> None:
+        self.run, self.kind, self.replicas = run, kind, replicas
         self.prefix = run.prefix()
         self.cities = f"{self.prefix}{Topic.CITIES.value}"
         self.invoices = f"{self.prefix}{Topic.INVOICES.value}"
-        self.process: Process | None = None
+        self.process: Process | Processes | None = None
         self.arrivals: Arrivals | None = None
         self.send = None
         self.figures = Figures()
@@ -59,8 +80,16 @@ class Pipeline:
         await self.run.grant(self.prefix, ["finance"])
         if self.kind == "raw":
             self.process = self.run.start("raw", "bench.raw", self.prefix)
-        else:
+        elif self.replicas == 1:
             self.process = self.run.start("finance", "services.finance", self.prefix, port=free_port())
+            await self.process.ready()
+        else:  # one schema, one group, a stable id each (static membership)
+            shared = {**self.run.database_env(f"finance-x{self.replicas}"), "REPLICAS": str(self.replicas)}
+            self.process = Processes([
+                self.run.start(f"finance-x{self.replicas}-{i}", "services.finance", self.prefix, port=free_port(), database=False,
+                               env={**shared, "REPLICA_ID": str(i)})
+                for i in range(self.replicas)
+            ])
             await self.process.ready()
         self.arrivals = await Arrivals(self.run.kafka, self.invoices).__aenter__()
         self.send = producer(self.run.kafka)
@@ -130,3 +159,21 @@ async def compare(run: Run, events: int, repeat: int, paced_rate: float, paced_e
         for pipeline in (raw, finance):
             await pipeline.stop()
     return raw.figures, finance.figures
+
+
+async def replicas(run: Run, events: int, repeat: int) -> tuple[Figures, Figures]:
+    """Finance as one process, then as two replicas of one consumer group on one PostgreSQL schema:
+    bursts alternating, the best of each kept."""
+    one, two = Pipeline(run, "service"), Pipeline(run, "service", replicas=2)
+    try:
+        say("starting finance as 1 process and as 2 replicas (one group, one schema) ...")
+        await asyncio.gather(one.start(), two.start())
+        for round_ in range(1, repeat + 1):
+            for pipeline in (one, two):
+                say(f"burst {round_}/{repeat}: {events} CityJoined through finance x{pipeline.replicas} ...")
+                burst = await pipeline.burst(events)
+                say(f"  {burst.rate:.0f} events/s, {burst.cpu_per_event * 1e6:.0f} us CPU per event (all replicas)")
+    finally:
+        for pipeline in (one, two):
+            await pipeline.stop()
+    return one.figures, two.figures
