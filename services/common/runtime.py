@@ -3,10 +3,9 @@
 `build_service` turns a service's parts (settings, unit of work, routes, event handlers,
 migrations) into a FastAPI app whose lifespan applies migrations before taking traffic, runs the
 outbox relay, connects the FastStream broker (waiting out an absent broker), and serves
-`/health`, `/ready` and `/metrics` (services.common.metrics), and traces requests and the events they
-cause when an exporter is set (services.common.tracing). It also installs token checking
-(`services.common.auth`: the provider's keys come over HTTP unless a test passes its own `keys`) and
-the browser sessions a sign-in creates (`services.common.login`). All four services are built by it, identically."""
+`/health` and `/ready`. It also installs token checking (`services.common.auth`: the provider's keys
+come over HTTP unless a test passes its own `keys`) and the browser sessions a sign-in creates
+(`services.common.login`). All four services are built by it, identically."""
 
 import asyncio
 import logging
@@ -172,6 +171,7 @@ def build_service(
 ) -> FastAPI:
     engine = create_engine(settings.db_url, settings.db_schema)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    # What it tells about itself: /metrics (services.common.metrics), traces if an exporter is set (.tracing).
     metrics, tracing = Metrics(settings.service), Tracing.from_settings(settings)
     broker = create_broker(settings, middlewares=[metrics.broker_middleware()])
     relay = OutboxRelay(sessions, settings, lambda: create_producer(settings))
