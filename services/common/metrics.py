@@ -74,12 +74,10 @@ class Metrics:
             log.debug("outbox backlog not measured", extra={"error": repr(err)})
 
     async def _measure_lag(self, broker: KafkaBroker | None) -> None:
-        self.consumer_lag.clear()  # partitions this process no longer holds are not its lag
-        if broker is None:
-            return
+        measured: dict[tuple[str, str], int] = {}
         try:
             async with asyncio.timeout(2):
-                for subscriber in broker.subscribers:
+                for subscriber in broker.subscribers if broker is not None else ():
                     consumer = getattr(subscriber, "consumer", None)
                     partitions = sorted(consumer.assignment()) if consumer is not None else []
                     if not partitions:
@@ -90,10 +88,15 @@ class Metrics:
                     if never := [p for p, offset in committed.items() if offset is None]:
                         committed |= await consumer.beginning_offsets(never)  # nothing committed: from the start
                     for partition in partitions:
-                        lag = max(ends[partition] - committed[partition], 0)
-                        self.consumer_lag.labels(partition.topic, str(partition.partition)).set(lag)
+                        measured[(partition.topic, str(partition.partition))] = max(ends[partition] - committed[partition], 0)
         except Exception as err:
+            measured = {}
             log.debug("consumer lag not measured", extra={"error": repr(err)})
+        # All at once (no await between): a scrape running alongside never sees half of them. Partitions
+        # this process no longer holds are gone: their lag is another replica's to report.
+        self.consumer_lag.clear()
+        for labels, lag in measured.items():
+            self.consumer_lag.labels(*labels).set(lag)
 
 
 class _Counts:
