@@ -175,3 +175,17 @@ async def password_grant(keycloak_url: str, username: str, password: str) -> str
             "grant_type": "password", "client_id": "icc-cli", "username": username, "password": password})
     assert answer.status_code == 200, answer.text
     return answer.json()["access_token"]
+
+
+def metric(text: str, name: str, *, every: bool = False, **labels: str) -> Any:
+    """A sample of a Prometheus text exposition: the value of `name` with `labels` (0 if absent),
+    or with `every=True` all its series as {sorted (label, value) pairs: value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    }
+    return found if every else sum(found.values())

@@ -16,7 +16,9 @@ the message's fault: the batch is rewound (nack) and retried after a back-off.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
@@ -24,6 +26,7 @@ from uuid import uuid4
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -32,7 +35,9 @@ from contracts.envelope import Envelope, UnreadableEvent, from_record
 from contracts.events import Event
 from contracts.topics import dead_letter_topic
 from services.common.db import ProcessedEvent, UnitOfWork, utcnow
+from services.common.logs import event_id as logged_event_id
 from services.common.retry import Backoff
+from services.common.tracing import Tracing, remote_parent
 
 log = logging.getLogger("icc.consumer")
 
@@ -50,6 +55,7 @@ class BatchOutcome:
     duplicates: int = 0
     skipped: int = 0
     dead_lettered: list[str] = field(default_factory=list)
+    dead_letter_kinds: Counter[str] = field(default_factory=Counter)  # unreadable | handler_failed
 
 
 def _is_infrastructure(err: BaseException) -> bool:
@@ -75,6 +81,7 @@ class EventConsumer:
         handlers: dict[type[Event], Handler],
         unit_of_work: Callable[[], UnitOfWork],
         retry_max_seconds: float = 5.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self.name = name
         self.handlers = handlers
@@ -82,6 +89,8 @@ class EventConsumer:
         self._handled_types = {event_type.type for event_type in handlers}
         self._backoff = Backoff(cap=retry_max_seconds)
         self.totals = {"applied": 0, "duplicates": 0, "skipped": 0, "dead_lettered": 0}
+        self.dead_letters: Counter[str] = Counter()  # by kind, committed ones only (services.common.metrics)
+        self.tracing = tracing or Tracing(name)
 
     @property
     def topics(self) -> list[str]:
@@ -150,7 +159,37 @@ class EventConsumer:
         except HandlerFailed:
             outcome = await self._apply(readable, unreadable, isolate=True)
         outcome.skipped = skipped
+        # Counted once committed: a batch rolled back and redelivered would dead-letter its records again.
+        self.dead_letters.update(outcome.dead_letter_kinds)
         return outcome
+
+    @contextmanager
+    def _applying(self, record: ConsumerRecord, envelope: Envelope, event_id: str) -> Iterator[None]:
+        """While an event is applied: its id in every log line, and with tracing on, a span, child of
+        the span that emitted it (the record's `traceparent`), current for what its handler emits."""
+        token = logged_event_id.set(event_id)
+        try:
+            tracer = self.tracing.tracer
+            if tracer is None:
+                yield
+                return
+            with tracer.start_as_current_span(
+                f"apply {envelope.type}",
+                context=remote_parent(_header(record, "traceparent")),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.consumer.group.name": self.name,
+                    "messaging.destination.name": record.topic,
+                    "messaging.destination.partition.id": str(record.partition),
+                    "messaging.kafka.offset": record.offset,
+                    "messaging.message.id": event_id,
+                    "icc.event.type": envelope.type,
+                },
+            ):
+                yield
+        finally:
+            logged_event_id.reset(token)
 
     async def _apply(
         self,
@@ -180,8 +219,9 @@ class EventConsumer:
                 handler = self.handlers[type(envelope.data)]
                 if isolate:
                     try:
-                        async with uow.savepoint():
-                            await handler(envelope.data, uow)
+                        with self._applying(record, envelope, event_id):
+                            async with uow.savepoint():
+                                await handler(envelope.data, uow)
                         outcome.applied += 1
                     except Exception as err:
                         if _is_infrastructure(err):
@@ -189,9 +229,11 @@ class EventConsumer:
                         reason = f"{envelope.type} handler failed: {type(err).__name__}: {err}"
                         self._dead_letter(uow, record, reason)
                         outcome.dead_lettered.append(reason)
+                        outcome.dead_letter_kinds["handler_failed"] += 1
                 else:
                     try:
-                        await handler(envelope.data, uow)
+                        with self._applying(record, envelope, event_id):
+                            await handler(envelope.data, uow)
                     except Exception as err:
                         if _is_infrastructure(err):
                             raise
@@ -205,6 +247,7 @@ class EventConsumer:
                 new.discard(ref)
                 self._dead_letter(uow, record, reason)
                 outcome.dead_lettered.append(reason)
+                outcome.dead_letter_kinds["unreadable"] += 1
             await uow.commit()
         return outcome
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts.envelope import Actor, Envelope, to_headers, to_value, wrap
 from contracts.events import Event
 from services.common.sqlite import sqlite_engine
+from services.common.tracing import current_traceparent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -222,12 +223,15 @@ class UnitOfWork:
         envelope = wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id, actor=self.actor)
         if self.actor is not None:
             self.audit(envelope.type, envelope.key, event_id=str(envelope.id))
+        headers = [[name, raw.decode()] for name, raw in to_headers(envelope)]
+        if traceparent := current_traceparent():  # the trace goes on in the consumers (services.common.tracing)
+            headers.append(["traceparent", traceparent])
         self.add_outbox(
             message_id=str(envelope.id),
             topic=envelope.data.topic.value,
             key=envelope.key,
             value=to_value(envelope),
-            headers=[[name, raw.decode()] for name, raw in to_headers(envelope)],
+            headers=headers,
         )
         return envelope
 

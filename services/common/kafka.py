@@ -5,7 +5,7 @@ client in the project, tools and tests included, is built with it."""
 
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -39,7 +39,7 @@ def client_args(kafka: KafkaConnection) -> dict[str, Any]:
     return {"bootstrap_servers": kafka.bootstrap_servers, **parse_security(broker_security(kafka))}
 
 
-def create_broker(settings: ServiceSettings) -> KafkaBroker:
+def create_broker(settings: ServiceSettings, middlewares: Sequence[Any] = ()) -> KafkaBroker:
     return KafkaBroker(
         # A list: FastStream takes a string for one host, where aiokafka splits "a:9092,b:9092" itself.
         [server.strip() for server in settings.kafka_bootstrap_servers.split(",")],
@@ -47,6 +47,7 @@ def create_broker(settings: ServiceSettings) -> KafkaBroker:
         client_id=f"icc-{settings.service}",
         # FastStream logs every batch at INFO; at our rates that halves throughput and drowns the logs.
         log_level=logging.DEBUG,
+        middlewares=tuple(middlewares),  # the service's metrics (services.common.metrics)
     )
 
 

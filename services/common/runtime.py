@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -32,9 +32,11 @@ from services.common.audit import audit_router
 from services.common.kafka import TopicsNotCreatedYet, create_broker, create_producer, ensure_topics
 from services.common.login import WebSessions
 from services.common.logs import configure_logging
+from services.common.metrics import Metrics, ObserveHttp
 from services.common.outbox import OutboxRelay
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
+from services.common.tracing import Tracing
 
 log = logging.getLogger("icc.runtime")
 
@@ -48,6 +50,8 @@ class ServiceRuntime:
     broker: KafkaBroker
     relay: OutboxRelay
     consumer: EventConsumer | None
+    metrics: Metrics
+    tracing: Tracing
     broker_connected: asyncio.Event = field(default_factory=asyncio.Event)
     broker_waiting: str = "connecting"  # why the consumers have not started yet, for /ready
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -105,6 +109,14 @@ async def ready(runtime: Runtime) -> JSONResponse:
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
 
 
+# Open like the probes, for Prometheus, not part of the API (so not in its OpenAPI document); in production
+# only the cluster network reaches it (README: Metrics).
+@health.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response, include_in_schema=False)
+async def scrape(runtime: Runtime) -> Response:
+    broker = runtime.broker if runtime.broker_connected.is_set() else None
+    return Response(await runtime.metrics.scrape(runtime.relay.pending, broker), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 async def _connect_broker(runtime: ServiceRuntime, topics: list[str]) -> None:
     """Start consuming as soon as the broker answers; until then the API and the outbox keep working."""
     settings = runtime.settings
@@ -159,17 +171,20 @@ def build_service(
 ) -> FastAPI:
     engine = create_engine(settings.db_url, settings.db_schema)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    broker = create_broker(settings)
+    # What it tells about itself: /metrics (services.common.metrics), traces if an exporter is set (.tracing).
+    metrics, tracing = Metrics(settings.service), Tracing.from_settings(settings)
+    broker = create_broker(settings, middlewares=[metrics.broker_middleware()])
     relay = OutboxRelay(sessions, settings, lambda: create_producer(settings))
-    runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None)
+    runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None, metrics=metrics, tracing=tracing)
     if handlers:
-        runtime.consumer = EventConsumer(settings.service, handlers, runtime.unit_of_work, settings.retry_max_seconds)
+        runtime.consumer = EventConsumer(settings.service, handlers, runtime.unit_of_work, settings.retry_max_seconds, tracing)
         if unlisted := set(runtime.consumer.topics) - set(CONSUMES.get(settings.service, ())):
             raise RuntimeError(
                 f"{settings.service} handles events of {sorted(unlisted)}, which contracts/topics.py CONSUMES does not "
                 f"list for it: add them there (the broker's ACLs are made from it, so it could not read them)"
             )
         runtime.consumer.subscribe(broker, settings.physical_topic, settings.consumer_group, settings.consumer_batch_size)
+    metrics.count(relay, runtime.consumer)
     topics = sorted({*PRODUCES.get(settings.service, ()), dead_letter_topic(settings.service), *(runtime.consumer.topics if runtime.consumer else [])})
 
     @asynccontextmanager
@@ -191,10 +206,14 @@ def build_service(
             with suppress(Exception):
                 await broker.stop()
             await engine.dispose()
+            tracing.shutdown()
             log.info("service stopped", extra={"service": settings.service})
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    # FastAPI's own OpenTelemetry stays off: ObserveHttp makes the server spans, with this service's provider.
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.runtime = runtime
+    app.add_middleware(ObserveHttp, metrics=metrics, tracing=tracing)
     install_error_handlers(app)
     verifier = auth.TokenVerifier(
         settings.oidc_issuer,

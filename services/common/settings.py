@@ -203,3 +203,13 @@ class ServiceSettings(KafkaSettings):
 
     def physical_topic(self, topic: str) -> str:
         return f"{self.kafka_topic_prefix}{topic}"
+
+    # Traces (services/common/tracing.py), off by default. OTEL_EXPORTER_OTLP_ENDPOINT means what it means to
+    # OpenTelemetry's own SDKs (as do OTEL_EXPORTER_OTLP_HEADERS, read by the exporter itself).
+    otel_exporter: Literal["none", "otlp"] = Field(default="none", description="otlp: send spans to a collector (OTLP over HTTP)")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="the collector's base URL (http://collector:4318); default: the exporter's (localhost:4318)"
+    )
+    otel_traces_sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="share of new traces recorded; a trace begun upstream follows its caller's choice"
+    )
