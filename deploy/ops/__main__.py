@@ -173,8 +173,12 @@ def parser() -> argparse.ArgumentParser:
                         help="KAFKA_TOPIC_PREFIX of the topics and groups (default: that variable, else none)")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
 
-    letters = commands.add_parser("dead-letters", help="list or replay a service's dead letters",
-                                  description="A service's dead-letter topic: what its consumers could not process, and why.")
+    letters = commands.add_parser(
+        "dead-letters", help="list or replay a service's dead letters",
+        description="A service's dead-letter topic: what its consumers could not process, and why.",
+        epilog="examples:\n  python -m deploy.ops dead-letters list --service finance\n"
+               "  python -m deploy.ops dead-letters replay --service finance --offset 3:17 --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     letter_commands = letters.add_subparsers(dest="action", required=True, metavar="action")
     listing = _command(letter_commands, "list", dead_letters_list, "one line per dead letter: where it sits "
                        "(partition:offset), when it failed, the topic it came from, its type, the reason",

@@ -18,6 +18,9 @@ def test_every_command_has_help_with_an_example(capsys) -> None:
         assert "example:\n  python -m deploy.ops" in capsys.readouterr().out.replace("ICC_USERNAME=finance ICC_PASSWORD=finance-pass ", "").replace(
             "DATABASE_URL=postgresql://icc:icc@127.0.0.1:5432/icc ", "")
     with pytest.raises(SystemExit):
+        parse("dead-letters", "--help")
+    assert "examples:\n  python -m deploy.ops dead-letters list" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
         parse("--help")
     top = capsys.readouterr().out
     assert all(name in top for name in ("dead-letters", "rebuild", "contributions", "status", "KAFKA_BOOTSTRAP_SERVERS"))
