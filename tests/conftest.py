@@ -30,6 +30,11 @@ from deploy.keycloak.local import KeycloakError, LocalKeycloak
 LOCAL_POSTGRES = "postgresql+asyncpg://icc:icc@127.0.0.1:5432/icc"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak-events", type=int, default=None,
+                     help="events the fault soak (tests/soak) pushes through the platform; default: SOAK_EVENTS, else a bounded run")
+
+
 def _docker_answers() -> bool:
     try:
         import docker

@@ -27,6 +27,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from opentelemetry.trace import SpanKind
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -228,6 +229,8 @@ class EventConsumer:
                             raise
                         reason = f"{envelope.type} handler failed: {type(err).__name__}: {err}"
                         self._dead_letter(uow, record, reason)
+                        # Never applied, so not processed: its replay (after a fix) must apply it.
+                        await self._unclaim(uow, event_id)
                         outcome.dead_lettered.append(reason)
                         outcome.dead_letter_kinds["handler_failed"] += 1
                 else:
@@ -264,6 +267,10 @@ class EventConsumer:
         table = ProcessedEvent.__table__
         statement = insert_(table).on_conflict_do_nothing().returning(table.c.event_id)
         return set((await uow.session.execute(statement, rows)).scalars())
+
+    async def _unclaim(self, uow: UnitOfWork, event_id: str) -> None:
+        table = ProcessedEvent.__table__
+        await uow.session.execute(delete(table).where(table.c.consumer == self.name, table.c.event_id == event_id))
 
     def _dead_letter(self, uow: UnitOfWork, record: ConsumerRecord, reason: str) -> None:
         headers = [[name, raw.decode(errors="replace")] for name, raw in record.headers or ()]

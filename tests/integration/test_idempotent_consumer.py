@@ -104,6 +104,23 @@ async def test_a_handler_that_fails_dead_letters_its_event_only(finance, monkeyp
     assert await count(finance, Invoice, Invoice.city_id == cursed) == 0
 
 
+async def test_a_dead_lettered_event_is_not_processed_so_its_replay_applies_it_once(finance, monkeypatch) -> None:
+    cursed = record(joined())
+    original = finance.consumer.handlers[CityJoined]
+
+    async def not_yet(event, uow):
+        raise RuntimeError("ledger closed")
+
+    monkeypatch.setitem(finance.consumer.handlers, CityJoined, not_yet)
+    assert len((await finance.consumer.apply([cursed])).dead_lettered) == 1
+    assert await count(finance, ProcessedEvent, ProcessedEvent.consumer == "finance") == 0
+    monkeypatch.setitem(finance.consumer.handlers, CityJoined, original)  # the fix
+    replayed = await finance.consumer.apply([cursed])  # `python -m deploy.ops dead-letters replay`
+    again = await finance.consumer.apply([cursed])  # replayed twice by mistake
+    assert (replayed.applied, again.applied, again.duplicates) == (1, 0, 1)
+    assert await count(finance, Invoice) == 1
+
+
 async def test_events_finance_has_no_use_for_are_skipped(finance) -> None:
     applied = CityApplied(city_id=uuid4(), name="X", country="FR", population=1, european=True, small_city=True, applied_on=date(2026, 1, 1))
     outcome = await finance.consumer.apply([record(applied), record(CityLeft(city_id=uuid4(), effective_on=date(2026, 1, 1)))])
