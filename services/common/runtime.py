@@ -169,7 +169,8 @@ def build_service(
                 f"{settings.service} handles events of {sorted(unlisted)}, which contracts/topics.py CONSUMES does not "
                 f"list for it: add them there (the broker's ACLs are made from it, so it could not read them)"
             )
-        runtime.consumer.subscribe(broker, settings.physical_topic, settings.consumer_group, settings.consumer_batch_size)
+        runtime.consumer.subscribe(broker, settings.physical_topic, settings.consumer_group, settings.consumer_batch_size,
+                                   f"{settings.consumer_group}-{settings.replica_id}" if settings.replica_id else None)
     topics = sorted({*PRODUCES.get(settings.service, ()), dead_letter_topic(settings.service), *(runtime.consumer.topics if runtime.consumer else [])})
 
     @asynccontextmanager
