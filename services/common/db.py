@@ -96,7 +96,7 @@ class ProcessedEvent(MachineryBase):
 
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     # Who caused the event applied (`<authtype>:<authid>` of its headers), kept with its effect.
     actor: Mapped[str | None] = mapped_column(String(250))
 

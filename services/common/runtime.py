@@ -9,7 +9,7 @@ come over HTTP unless a test passes its own `keys`) and the browser sessions a s
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from services.common.kafka import TopicsNotCreatedYet, create_broker, create_pro
 from services.common.login import WebSessions
 from services.common.logs import configure_logging
 from services.common.outbox import OutboxRelay
+from services.common.purge import keep_purging
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
 
@@ -51,6 +52,8 @@ class ServiceRuntime:
     broker_connected: asyncio.Event = field(default_factory=asyncio.Event)
     broker_waiting: str = "connecting"  # why the consumers have not started yet, for /ready
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # A service's own background work (finance: listening for other replicas' changes), run like the relay.
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def unit_of_work(self) -> UnitOfWork:
         return self.uow_class(self.sessions, self.settings.service, self.relay.wake)
@@ -181,6 +184,8 @@ def build_service(
         runtime.tasks = [
             asyncio.create_task(relay.run(), name=f"{settings.service}-outbox-relay"),
             asyncio.create_task(_connect_broker(runtime, topics), name=f"{settings.service}-broker"),
+            asyncio.create_task(keep_purging(sessions, settings), name=f"{settings.service}-purge"),
+            *(asyncio.create_task(work()) for work in runtime.background),
         ]
         log.info("service started", extra={"service": settings.service, "database": engine.url.render_as_string()})
         try:
