@@ -15,18 +15,20 @@ log = logging.getLogger("icc.notify")
 CHECK_SECONDS = 30.0  # a connection lost without a word (a network partition) shows at the next check
 
 
-async def listen(url: str, channel: str, heard: Callable[[str | None], None], retry_max_seconds: float = 5.0) -> None:
+async def listen(
+    url: str, channel: str, heard: Callable[[str | None], None], *, name: str, retry_max_seconds: float = 5.0
+) -> None:
     """Call `heard(payload)` for each notification on `channel`, until cancelled. After every
     (re)connection `heard(None)`: notifications sent meanwhile are lost, so assume something changed.
-    The connection is the listener's own (the pool's would be returned and lose the LISTEN), and
-    it reconnects with back-off when it drops."""
+    The connection is the listener's own (the pool's would be returned and lose the LISTEN), named
+    `name` in pg_stat_activity, and it reconnects with back-off when it drops."""
     dsn = make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
     backoff = Backoff(cap=retry_max_seconds)
     down = False
     while True:
         connection = None
         try:
-            connection = await asyncpg.connect(dsn, timeout=10)
+            connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": name[:63]})
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _: lost.set())
             await connection.add_listener(channel, lambda _conn, _pid, _channel, payload: heard(payload))

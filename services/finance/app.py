@@ -25,7 +25,13 @@ def _wire_changes(app: FastAPI) -> None:
     app.state.changes = changes = Changes(settings.db_schema if postgresql else None)
     runtime.sessions.configure(info={"finance_changes": changes})
     if postgresql:
-        runtime.background.append(lambda: listen(settings.db_url, Changes.CHANNEL, changes.heard, settings.retry_max_seconds))
+        runtime.background.append(lambda: listen(settings.db_url, Changes.CHANNEL, changes.heard, name=listener_name(settings),
+                                                 retry_max_seconds=settings.retry_max_seconds))
+
+
+def listener_name(settings: FinanceSettings) -> str:
+    """What the dashboard's listening connection is called in pg_stat_activity."""
+    return f"icc-finance-changes:{settings.db_schema}"
 
 
 def build_app(settings: FinanceSettings | None = None, *, keys: KeySource | None = None) -> FastAPI:
