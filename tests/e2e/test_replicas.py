@@ -50,8 +50,11 @@ def first_copies_in_outbox_order(records, position: dict[int, int]) -> dict[str,
 async def test_two_replicas_publish_every_row_exactly_once_and_in_order_per_key(postgres_platform) -> None:
     a, b = replica(postgres_platform, "finance-a"), replica(postgres_platform, "finance-b")
     async with running(a), running(b):
-        # both write, each waking its own relay: they contend for the lock all along
-        await asyncio.gather(write_outbox(a, 0, 1500, per_transaction=50), write_outbox(b, 1500, 1500, per_transaction=50))
+        # both write, each waking its own relay: they contend for the lock all along. Each writes its
+        # own keys: writers of one aggregate serialise on its row (the outbox positions of a key
+        # follow its commits); unrelated writers' positions interleave, which the relay must survive.
+        await asyncio.gather(write_outbox(a, 0, 1500, per_transaction=50, keys="a"),
+                             write_outbox(b, 1500, 1500, per_transaction=50, keys="b"))
         await eventually(lambda: drained(a), timeout=90, what="3000 rows published")
         await consumed(a)  # static members (REPLICA_ID) of one group, on the real broker
         await consumed(b)
