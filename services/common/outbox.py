@@ -18,8 +18,9 @@ broker acknowledged it (already on the partition). So the FIRST copy of each row
 comes after the first copy of every earlier row of its key; when relay A sent a batch and died
 before marking it, relay B re-sends it from the start: later copies are duplicates, which
 consumers skip by event id, and the order they apply is unchanged. (Position order is a key's
-commit order because the writers of one aggregate serialise on its row before writing the
-outbox, in every process alike; unrelated transactions' positions may interleave.)"""
+commit order where the writers of one aggregate serialise, on a row lock taken before the commit
+writes the outbox; concurrent transactions' positions may interleave on PostgreSQL, with one
+process as with many.)"""
 
 import asyncio
 import hashlib
