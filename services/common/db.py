@@ -13,7 +13,7 @@ from typing import Any, Generic, Self, TypeVar
 import pydantic_core
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, insert, inspect, select, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -23,6 +23,7 @@ from contracts.events import Event
 from services.common.sqlite import sqlite_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+OUTBOX_CHANNEL = "icc_outbox"  # PostgreSQL NOTIFY on a commit that wrote outbox rows; payload: the schema
 
 
 def utcnow() -> datetime:
@@ -264,6 +265,8 @@ class UnitOfWork:
         if published:
             await self.session.execute(insert(OutboxMessage), self._outbox)
             self._outbox = []
+            if self.session.bind.dialect.name == "postgresql":  # replicas: wake the relay holding the lock, wherever it runs
+                await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.current_schema())))
         if self._audit:
             await self.session.execute(insert(AuditEntry), self._audit)
             self._audit = []

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts.events import Event
 from contracts.topics import CONSUMES, PRODUCES, dead_letter_topic
 from services.common.consumer import EventConsumer, Handler
-from services.common.db import UnitOfWork, create_engine, migrate
+from services.common.db import OUTBOX_CHANNEL, UnitOfWork, create_engine, migrate
 from services.common.errors import install_error_handlers
 from contracts.envelope import Actor
 from services.common import auth
@@ -32,6 +32,7 @@ from services.common.audit import audit_router
 from services.common.kafka import TopicsNotCreatedYet, create_broker, create_producer, ensure_topics
 from services.common.login import WebSessions
 from services.common.logs import configure_logging
+from services.common.notify import listen
 from services.common.outbox import OutboxRelay
 from services.common.purge import keep_purging
 from services.common.retry import Backoff
@@ -165,6 +166,14 @@ def build_service(
     broker = create_broker(settings)
     relay = OutboxRelay(sessions, settings, lambda: create_producer(settings))
     runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None)
+    if engine.dialect.name == "postgresql":
+        # Replicas: an event committed in one process goes out now even if another's relay holds the lock.
+        def outbox_written(schema: str | None) -> None:
+            if schema in (None, settings.db_schema):
+                relay.wake()
+
+        runtime.background.append(lambda: listen(settings.db_url, OUTBOX_CHANNEL, outbox_written, name=f"icc-outbox:{settings.db_schema}",
+                                                 retry_max_seconds=settings.retry_max_seconds))
     if handlers:
         runtime.consumer = EventConsumer(settings.service, handlers, runtime.unit_of_work, settings.retry_max_seconds)
         if unlisted := set(runtime.consumer.topics) - set(CONSUMES.get(settings.service, ())):

@@ -118,3 +118,29 @@ async def test_when_the_publishing_replica_dies_mid_batch_the_other_takes_over(p
 
 async def _set(event: asyncio.Event) -> bool:
     return event.is_set()
+
+
+async def test_an_event_committed_on_one_replica_is_published_at_once_by_the_others_relay(postgres_platform) -> None:
+    slow_poll = {"relay_poll_seconds": 30}  # only a wake-up can make it go out in time
+    a = postgres_platform.finance(replica_id="finance-a", replicas=2, **slow_poll)
+    b = postgres_platform.finance(replica_id="finance-b", replicas=2, **slow_poll)
+    async with running(a), running(b):
+        [relay_b] = [t for t in b.state.runtime.tasks if t.get_name() == "finance-outbox-relay"]
+        relay_b.cancel()  # B's commits can only go out through A's relay
+        await eventually(lambda: _listening(a), timeout=15, what="both replicas listening for outbox commits")
+        committed = time.monotonic()
+        await write_outbox(b, 0, 10)
+        await eventually(lambda: drained(a), timeout=10, what="B's rows published by A's relay")
+        waited = time.monotonic() - committed
+    assert waited < 5, f"{waited:.1f}s: A's relay was not woken by B's commit"
+    assert a.state.runtime.relay.published_total == 10
+
+
+async def _listening(app) -> bool:
+    """Whether both replicas' outbox listeners are connected (their connections show in pg_stat_activity)."""
+    from sqlalchemy import text
+
+    settings = app.state.runtime.settings
+    async with app.state.runtime.sessions() as session:
+        return await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                                    {"name": f"icc-outbox:{settings.db_schema}"}) == 2
