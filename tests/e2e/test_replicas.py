@@ -3,18 +3,24 @@ publishes at a time, every row once and in order per key; when the holder dies m
 other takes over by itself."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from services.common.db import OutboxMessage
+from services.common.db import OutboxMessage, migrate
 from services.common.kafka import create_producer
 from tests.e2e.conftest import Platform
 from tests.e2e.test_outbox_relay import KEYS, drained, write_outbox
 from tests.support import consumed, eventually, header, read_topic, running, topic_prefix
 from contracts.topics import Topic
+
+FINANCE_MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "finance" / "migrations"
 
 
 @pytest.fixture
@@ -118,6 +124,46 @@ async def test_when_the_publishing_replica_dies_mid_batch_the_other_takes_over(p
 
 async def _set(event: asyncio.Event) -> bool:
     return event.is_set()
+
+
+async def test_when_the_publishing_process_is_killed_mid_batch_the_other_takes_over(postgres_platform, tmp_path) -> None:
+    b = replica(postgres_platform, "finance-b")
+    await migrate(b.state.runtime.engine, b.state.runtime.settings.db_schema, FINANCE_MIGRATIONS)
+    await write_outbox(b, 0, 1200)  # committed before either relay runs
+    stalled = tmp_path / "stalled"
+    env = {**os.environ, **{name.upper(): str(value) for name, value in postgres_platform.settings("finance").items()},
+           "REPLICA_ID": "finance-a", "REPLICAS": "2", "STALLED_FILE": str(stalled)}
+    a = subprocess.Popen([sys.executable, "-m", "tests.e2e.stalling_relay_finance"],  # -m: this checkout's code
+                         env=env, cwd=Path(__file__).parents[2], stdout=subprocess.DEVNULL, stderr=(tmp_path / "a.log").open("w"))
+    try:
+        try:
+            await eventually(lambda: _exists(stalled), timeout=60, what="process A's relay holding the lock, stalled mid-batch")
+        except AssertionError as err:
+            raise AssertionError(f"{err}\nA's log:\n{(tmp_path / 'a.log').read_text()[-3000:]}") from None
+        async with running(b):
+            await consumed(b)
+            assert b.state.runtime.relay.published_total == 0, "B published while A held the lock"
+            a.kill()  # SIGKILL: no rollback, no goodbye; PostgreSQL ends A's transaction when its connection drops
+            died = time.monotonic()
+            await eventually(lambda: drained(b), timeout=30, what="B taking over and publishing everything")
+            took_over_in = time.monotonic() - died
+            place = await positions(b)
+    finally:
+        if a.poll() is None:
+            a.kill()
+        a.wait()
+    assert took_over_in < 10, f"B took {took_over_in:.1f}s to take over"
+
+    records = await read_topic(postgres_platform.kafka, postgres_platform.topic(Topic.INVOICES.value), at_least=1300, timeout=60)
+    numbers = [int(header(r, "n")) for r in records]
+    assert sorted(set(numbers)) == list(range(1200))
+    assert {n for n in set(numbers) if numbers.count(n) > 1} <= set(range(100))  # only what A sent can come twice
+    for key, seen in first_copies_in_outbox_order(records, place).items():
+        assert seen == sorted(seen), f"{key}: published out of order"
+
+
+async def _exists(path: Path) -> bool:
+    return path.exists()
 
 
 async def test_an_event_committed_on_one_replica_is_published_at_once_by_the_others_relay(postgres_platform) -> None:
