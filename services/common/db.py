@@ -2,6 +2,7 @@
 (schema per service), money columns in integer cents, the machinery tables, the unit of work,
 and Alembic migrations applied before a service takes traffic."""
 
+import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -162,8 +163,13 @@ def alembic_config(service_migrations: Path) -> Config:
 
 async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path, target: str = "heads") -> None:
     """Bring the machinery tables and the service's own tables to the newest revision (or `target`)."""
-    if engine.dialect.name == "postgresql":
+    # Replicas starting together migrate one at a time (PostgreSQL: a lock per schema, held by each
+    # step's transaction); the later ones find nothing left to do.
+    postgresql = engine.dialect.name == "postgresql"
+    one_at_a_time = select(func.pg_advisory_xact_lock(advisory_key(f"icc-migrate:{schema}")))
+    if postgresql:
         async with engine.begin() as connection:
+            await connection.execute(one_at_a_time)
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     config = alembic_config(service_migrations)
 
@@ -172,7 +178,15 @@ async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path, ta
         command.upgrade(config, target)
 
     async with engine.begin() as connection:
+        if postgresql:
+            await connection.execute(one_at_a_time)
         await connection.run_sync(upgrade)
+
+
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock's key for `name`: a stable signed 64-bit number, the same in every
+    process and release (unlike hash()), as an old and a new version must agree on it."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class UnitOfWork:

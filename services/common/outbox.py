@@ -23,7 +23,6 @@ writes the outbox; concurrent transactions' positions may interleave on PostgreS
 process as with many.)"""
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -31,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.common.db import OutboxMessage, is_sqlite, normalise_url, utcnow
+from services.common.db import OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
 
@@ -177,9 +176,8 @@ class OutboxRelay:
 
 
 def relay_lock_key(schema: str) -> int:
-    """The advisory lock of a schema's relay: a stable signed 64-bit number (the same in every
-    process and release, unlike hash()) that other schemas' relays do not share."""
-    return int.from_bytes(hashlib.blake2b(f"icc-outbox-relay:{schema}".encode(), digest_size=8).digest(), "big", signed=True)
+    """The advisory lock of a schema's relay, which other schemas' relays do not share."""
+    return advisory_key(f"icc-outbox-relay:{schema}")
 
 
 async def _close_quietly(producer: AIOKafkaProducer) -> None:
