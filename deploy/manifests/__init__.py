@@ -1,7 +1,7 @@
 """The deployment files that are made from the code, so they cannot drift from it.
 
-- ``deploy/k8s/base/generated/services.yaml``: for each service a Deployment, its Service and its
-  migration Job (ports from the services' settings);
+- ``deploy/k8s/base/generated/services.yaml``: for each service a Deployment, its Service, its
+  migration Job (ports from the services' settings) and its PodDisruptionBudget;
 - ``deploy/k8s/base/generated/kafka-topics.yaml``: a Strimzi ``KafkaTopic`` per topic of
   contracts/topics.py and per dead-letter topic (PARTITIONS partitions, 3 replicas, min ISR 2);
 - ``deploy/k8s/base/generated/kafka-users.yaml``: a Strimzi ``KafkaUser`` per principal of
@@ -106,7 +106,7 @@ def _pod(containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 def service_manifests(service: str, port: int) -> list[dict[str, Any]]:
-    """The service's Deployment, its Service and its migration Job."""
+    """The service's Deployment, its Service, its migration Job and its disruption budget."""
     labels = _labels(service, "service")
     selector = {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "service"}
     server = _process(service, service, [], {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}})
@@ -165,7 +165,14 @@ def service_manifests(service: str, port: int) -> list[dict[str, Any]]:
             },
         },
     }
-    return [deployment, svc, job]
+    # A node drain takes one replica at a time: the other keeps serving and takes over the relay.
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": service, "labels": labels},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+    }
+    return [deployment, svc, job, budget]
 
 
 def kafka_topics() -> list[dict[str, Any]]:

@@ -96,6 +96,8 @@ def test_each_service_runs_replicas_rolled_one_at_a_time_each_named_after_its_po
         assert env["REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
         # browser sessions are a pod's own: a browser stays with its pod
         assert of_kind(built[overlay], "Service")[service]["spec"]["sessionAffinity"] == "ClientIP"
+        budget = of_kind(built[overlay], "PodDisruptionBudget")[service]["spec"]  # a drain leaves one serving
+        assert budget["maxUnavailable"] == 1 and budget["selector"] == deployment["spec"]["selector"]
 
 
 def test_kafka_gets_the_same_users_and_acls_as_the_local_broker(built) -> None:
