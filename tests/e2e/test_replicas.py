@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from contracts.topics import Topic
 from services.common.db import OutboxMessage, migrate
 from services.common.kafka import create_producer
 from tests.e2e.conftest import Platform
 from tests.e2e.test_outbox_relay import KEYS, drained, write_outbox
 from tests.support import consumed, eventually, header, read_topic, running, topic_prefix
-from contracts.topics import Topic
 
 FINANCE_MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "finance" / "migrations"
 
@@ -34,7 +34,7 @@ def replica(platform: Platform, name: str):
     return platform.finance(replica_id=name, replicas=2)
 
 
-async def positions(app) -> dict[str, int]:
+async def positions(app) -> dict[int, int]:
     """Each row's place in the outbox (its number n -> position): the order a key's rows must keep."""
     async with app.state.runtime.sessions() as session:
         return {int(m.removeprefix("m-")): p for m, p in await session.execute(select(OutboxMessage.message_id, OutboxMessage.position))}
@@ -57,8 +57,8 @@ async def test_two_replicas_publish_every_row_exactly_once_and_in_order_per_key(
     a, b = replica(postgres_platform, "finance-a"), replica(postgres_platform, "finance-b")
     async with running(a), running(b):
         # both write, each waking its own relay: they contend for the lock all along. Each writes its
-        # own keys: writers of one aggregate serialise on its row (the outbox positions of a key
-        # follow its commits); unrelated writers' positions interleave, which the relay must survive.
+        # own keys, as writers of one aggregate serialise on its row (so a key's outbox positions
+        # follow its commits); the two writers' positions interleave.
         await asyncio.gather(write_outbox(a, 0, 1500, per_transaction=50, keys="a"),
                              write_outbox(b, 1500, 1500, per_transaction=50, keys="b"))
         await eventually(lambda: drained(a), timeout=90, what="3000 rows published")
