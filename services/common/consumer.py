@@ -97,11 +97,16 @@ class EventConsumer:
     def topics(self) -> list[str]:
         return sorted({event_type.topic.value for event_type in self.handlers})
 
-    def subscribe(self, broker: Any, physical_topic: Callable[[str], str], group_id: str, batch_size: int) -> None:
+    def subscribe(
+        self, broker: Any, physical_topic: Callable[[str], str], group_id: str, batch_size: int, group_instance_id: str | None = None
+    ) -> None:
         broker.subscriber(
             *[physical_topic(t) for t in self.topics],
             batch=True,
             group_id=group_id,
+            # Static membership (a replica's stable id): a restarted replica gets its partitions back
+            # within the session timeout, without a rebalance of the others.
+            group_instance_id=group_instance_id,
             auto_offset_reset="earliest",
             max_records=batch_size,
             # A poll returns as soon as records arrive; but after an empty one FastStream sleeps this

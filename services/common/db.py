@@ -2,6 +2,7 @@
 (schema per service), money columns in integer cents, the machinery tables, the unit of work,
 and Alembic migrations applied before a service takes traffic."""
 
+import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from typing import Any, Generic, Self, TypeVar
 import pydantic_core
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, insert, inspect, select, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -24,6 +25,7 @@ from services.common.sqlite import sqlite_engine
 from services.common.tracing import current_traceparent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+OUTBOX_CHANNEL = "icc_outbox"  # PostgreSQL NOTIFY on a commit that wrote outbox rows; payload: the schema
 
 
 def utcnow() -> datetime:
@@ -97,7 +99,7 @@ class ProcessedEvent(MachineryBase):
 
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     # Who caused the event applied (`<authtype>:<authid>` of its headers), kept with its effect.
     actor: Mapped[str | None] = mapped_column(String(250))
 
@@ -162,8 +164,13 @@ def alembic_config(service_migrations: Path) -> Config:
 
 async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path, target: str = "heads") -> None:
     """Bring the machinery tables and the service's own tables to the newest revision (or `target`)."""
-    if engine.dialect.name == "postgresql":
+    # Replicas starting together migrate one at a time (PostgreSQL: a lock per schema, held by each
+    # step's transaction); the later ones find nothing left to do.
+    postgresql = engine.dialect.name == "postgresql"
+    one_at_a_time = select(func.pg_advisory_xact_lock(advisory_key(f"icc-migrate:{schema}")))
+    if postgresql:
         async with engine.begin() as connection:
+            await connection.execute(one_at_a_time)
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     config = alembic_config(service_migrations)
 
@@ -172,7 +179,15 @@ async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path, ta
         command.upgrade(config, target)
 
     async with engine.begin() as connection:
+        if postgresql:
+            await connection.execute(one_at_a_time)
         await connection.run_sync(upgrade)
+
+
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock's key for `name`: a stable signed 64-bit number, the same in every
+    process and release (unlike hash()), as an old and a new version must agree on it."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class UnitOfWork:
@@ -268,6 +283,8 @@ class UnitOfWork:
         if published:
             await self.session.execute(insert(OutboxMessage), self._outbox)
             self._outbox = []
+            if self.session.bind.dialect.name == "postgresql":  # replicas: wake the relay holding the lock, wherever it runs
+                await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.current_schema())))
         if self._audit:
             await self.session.execute(insert(AuditEntry), self._audit)
             self._audit = []

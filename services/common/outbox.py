@@ -2,7 +2,25 @@
 
 At least once by construction (a crash between the send and the mark re-sends; consumers dedupe
 on the event id). It waits out a broker outage with back-off, keeps rows until they are
-acknowledged by all in-sync replicas, and picks up where it left off after a restart."""
+acknowledged by all in-sync replicas, and picks up where it left off after a restart.
+
+N replicas on PostgreSQL: one relay publishes at a time per schema. Each round is one transaction
+that takes a transaction-level advisory lock, selects the next batch, sends it, waits for the
+acks and marks it published; a relay that does not get the lock idles and tries again at its next
+poll, so when the holder dies (its transaction ends with its connection) another takes over by
+itself. The lock is held through the send: a relay taking it between two rounds finds every row
+the other sent already marked, so in the normal case each row is published once.
+
+Order per key survives a takeover. A relay sends the rows it selected in position order through
+one idempotent producer, and selects a row only once every earlier row is either in its own batch
+(sent before it, so earlier on the partition) or marked published, which happens only after the
+broker acknowledged it (already on the partition). So the FIRST copy of each row on a partition
+comes after the first copy of every earlier row of its key; when relay A sent a batch and died
+before marking it, relay B re-sends it from the start: later copies are duplicates, which
+consumers skip by event id, and the order they apply is unchanged. (Position order is a key's
+commit order where the writers of one aggregate serialise, on a row lock taken before the commit
+writes the outbox; concurrent transactions' positions may interleave on PostgreSQL, with one
+process as with many.)"""
 
 import asyncio
 import logging
@@ -12,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.common.db import OutboxMessage, utcnow
+from services.common.db import OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
 
@@ -32,6 +50,8 @@ class OutboxRelay:
         self._producer_factory = producer_factory
         self._wake = asyncio.Event()
         self.published_total = 0
+        self._postgresql = not is_sqlite(normalise_url(settings.db_url))
+        self.lock_key = relay_lock_key(settings.db_schema)
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so they go out now rather than at the next poll."""
@@ -54,10 +74,13 @@ class OutboxRelay:
                     if producer is None:
                         producer = self._producer_factory()
                         await producer.start()
-                    rows = await self._mark_and_take(acked)
-                    acked = []
-                    if rows:
-                        acked = await self._send(producer, rows)
+                    if self._postgresql:
+                        rows = await self._publish_holding_lock(producer)
+                    else:  # SQLite: one process; the send happens outside the writer lock
+                        rows = await self._mark_and_take(acked)
+                        acked = []
+                        if rows:
+                            acked = await self._send(producer, rows)
                     if outage:
                         log.info("kafka reachable again; outbox relay resumed")
                         outage = False
@@ -98,23 +121,43 @@ class OutboxRelay:
         self._wake.clear()
         async with self._sessions() as session, session.begin():
             if acked:
-                if session.bind.dialect.name == "postgresql":
-                    # A mark lost in a server crash only re-sends rows (consumers dedupe): no need
-                    # to wait for the WAL flush, ~3 ms before the next batch can go out.
-                    await session.execute(text("SET LOCAL synchronous_commit = off"))
                 await session.execute(update(outbox).where(outbox.c.position.in_(acked)).values(published_at=utcnow()))
-            rows = (
-                await session.execute(
-                    select(outbox.c.position, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.position)
-                    .limit(self._settings.relay_batch_size)
-                )
-            ).all()
+            rows = await self._next_batch(session)
+        self._published(acked)
+        return rows
+
+    async def _publish_holding_lock(self, producer: AIOKafkaProducer) -> Sequence[Row]:
+        """PostgreSQL: one transaction takes the relay lock, reads the next batch, sends it and marks
+        it once acknowledged (see the module's docstring). No rows: the batch was empty or another
+        replica holds the lock."""
+        self._wake.clear()
+        async with self._sessions() as session, session.begin():
+            # A mark lost in a server crash only re-sends rows (consumers dedupe): no need to wait
+            # for the WAL flush, ~3 ms before the next batch can go out.
+            await session.execute(text("SET LOCAL synchronous_commit = off"))
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key))):
+                return ()
+            rows = await self._next_batch(session)
+            acked = await self._send(producer, rows) if rows else []
+            if acked:
+                await session.execute(update(outbox).where(outbox.c.position.in_(acked)).values(published_at=utcnow()))
+        self._published(acked)
+        return rows
+
+    async def _next_batch(self, session: AsyncSession) -> Sequence[Row]:
+        return (
+            await session.execute(
+                select(outbox.c.position, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.position)
+                .limit(self._settings.relay_batch_size)
+            )
+        ).all()
+
+    def _published(self, acked: list[int]) -> None:
         if acked:
             self.published_total += len(acked)
             log.debug("outbox published", extra={"count": len(acked)})
-        return rows
 
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Row]) -> list[int]:
         # Queue every record first, then wait for all acks: one round trip per batch, order kept per key.
@@ -130,6 +173,11 @@ class OutboxRelay:
         ]
         await asyncio.gather(*deliveries)
         return [row[0] for row in rows]
+
+
+def relay_lock_key(schema: str) -> int:
+    """The advisory lock of a schema's relay, which other schemas' relays do not share."""
+    return advisory_key(f"icc-outbox-relay:{schema}")
 
 
 async def _close_quietly(producer: AIOKafkaProducer) -> None:

@@ -9,7 +9,7 @@ come over HTTP unless a test passes its own `keys`) and the browser sessions a s
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts.events import Event
 from contracts.topics import CONSUMES, PRODUCES, dead_letter_topic
 from services.common.consumer import EventConsumer, Handler
-from services.common.db import UnitOfWork, create_engine, migrate
+from services.common.db import OUTBOX_CHANNEL, UnitOfWork, create_engine, migrate
 from services.common.errors import install_error_handlers
 from contracts.envelope import Actor
 from services.common import auth
@@ -33,7 +33,9 @@ from services.common.kafka import TopicsNotCreatedYet, create_broker, create_pro
 from services.common.login import WebSessions
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics, ObserveHttp
+from services.common.notify import listen
 from services.common.outbox import OutboxRelay
+from services.common.purge import keep_purging
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
 from services.common.tracing import Tracing
@@ -55,6 +57,8 @@ class ServiceRuntime:
     broker_connected: asyncio.Event = field(default_factory=asyncio.Event)
     broker_waiting: str = "connecting"  # why the consumers have not started yet, for /ready
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # A service's own background work (finance: listening for other replicas' changes), run like the relay.
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def unit_of_work(self) -> UnitOfWork:
         return self.uow_class(self.sessions, self.settings.service, self.relay.wake)
@@ -176,6 +180,14 @@ def build_service(
     broker = create_broker(settings, middlewares=[metrics.broker_middleware()])
     relay = OutboxRelay(sessions, settings, lambda: create_producer(settings))
     runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None, metrics=metrics, tracing=tracing)
+    if engine.dialect.name == "postgresql":
+        # Replicas: an event committed in one process goes out now even if another's relay holds the lock.
+        def outbox_written(schema: str | None) -> None:
+            if schema in (None, settings.db_schema):
+                relay.wake()
+
+        runtime.background.append(lambda: listen(settings.db_url, OUTBOX_CHANNEL, outbox_written, name=f"icc-outbox:{settings.db_schema}",
+                                                 retry_max_seconds=settings.retry_max_seconds))
     if handlers:
         runtime.consumer = EventConsumer(settings.service, handlers, runtime.unit_of_work, settings.retry_max_seconds, tracing)
         if unlisted := set(runtime.consumer.topics) - set(CONSUMES.get(settings.service, ())):
@@ -183,7 +195,8 @@ def build_service(
                 f"{settings.service} handles events of {sorted(unlisted)}, which contracts/topics.py CONSUMES does not "
                 f"list for it: add them there (the broker's ACLs are made from it, so it could not read them)"
             )
-        runtime.consumer.subscribe(broker, settings.physical_topic, settings.consumer_group, settings.consumer_batch_size)
+        runtime.consumer.subscribe(broker, settings.physical_topic, settings.consumer_group, settings.consumer_batch_size,
+                                   f"{settings.consumer_group}-{settings.replica_id}" if settings.replica_id else None)
     metrics.count(relay, runtime.consumer)
     topics = sorted({*PRODUCES.get(settings.service, ()), dead_letter_topic(settings.service), *(runtime.consumer.topics if runtime.consumer else [])})
 
@@ -195,6 +208,8 @@ def build_service(
         runtime.tasks = [
             asyncio.create_task(relay.run(), name=f"{settings.service}-outbox-relay"),
             asyncio.create_task(_connect_broker(runtime, topics), name=f"{settings.service}-broker"),
+            asyncio.create_task(keep_purging(sessions, settings), name=f"{settings.service}-purge"),
+            *(asyncio.create_task(work()) for work in runtime.background),
         ]
         log.info("service started", extra={"service": settings.service, "database": engine.url.render_as_string()})
         try:

@@ -5,6 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from contracts.topics import consumer_group
 from services.common.auth import ALLOWED_ALGORITHMS
@@ -137,6 +138,21 @@ class ServiceSettings(KafkaSettings):
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=5.0, gt=0, description="longest back-off between broker or database retries")
 
+    # Replicas (README "Replicas"): N processes of a service on one PostgreSQL schema.
+    replica_id: str | None = Field(
+        default=None, description="stable per replica (the pod's name): its Kafka static membership id"
+    )
+    replicas: int = Field(default=1, ge=1, description="how many processes of this service run; > 1 needs PostgreSQL")
+    # Purging old rows (services/common/purge.py).
+    outbox_retention_hours: float = Field(default=168, gt=0, description="published outbox rows are kept this long")
+    processed_retention_days: float = Field(
+        default=30, gt=0,
+        description="processed event ids (the consumers' dedupe) are kept this long: longer than any redelivery or replay, "
+                    "so Kafka's retention of what may be replayed must be shorter",
+    )
+    purge_interval_seconds: float = Field(default=600, gt=0)
+    purge_batch_size: int = Field(default=1000, ge=1, description="rows per purge transaction: short writer locks")
+
     # Sign-in (services/common/auth.py, login.py). The provider is the project's Keycloak unless
     # KEYCLOAK_URL (its base URL) or OIDC_ISSUER (the realm's issuer URL) name another.
     keycloak_url: str | None = Field(default=None, description="base URL of an existing Keycloak (realm icc)")
@@ -170,6 +186,15 @@ class ServiceSettings(KafkaSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _replicas_need_postgresql(self) -> "ServiceSettings":
+        if self.replicas > 1 and make_url(self.db_url).get_backend_name() == "sqlite":
+            raise ValueError(
+                f"REPLICAS={self.replicas} on SQLite: SQLite is the single-process embedded default (one writer, a file "
+                "on one machine); to run replicas set DATABASE_URL to PostgreSQL, or run one process (REPLICAS=1)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _kafka_connection_complete(self) -> "ServiceSettings":

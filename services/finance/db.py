@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import (
-    Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, Uuid, inspect, insert, select, text, tuple_,
+    Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, Uuid, func, inspect, insert, select, text, tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -199,11 +199,23 @@ mapper.map_imperatively(Credit, credits)
 
 
 class Changes:
-    """Tells the dashboard's streams that a change was committed (one per app, in-process)."""
+    """Tells the dashboard's streams that a change was committed (one per app). In this process
+    directly; on PostgreSQL (`schema` given) the other replicas too: each commit NOTIFYs CHANNEL
+    with `shout` (the schema and this process), and every process listens (app.py)."""
 
-    def __init__(self) -> None:
+    CHANNEL = "icc_finance_changes"
+
+    def __init__(self, schema: str | None = None) -> None:
         self.version = 0
         self._changed = asyncio.Event()
+        self._schema = schema
+        self.shout = f"{schema}:{uuid4().hex}" if schema else None
+
+    def heard(self, payload: str | None) -> None:
+        """A notification (None: the listener (re)connected, it may have missed some). Its own
+        were signalled at commit, other schemas' (another deployment) are not ours."""
+        if payload is None or (payload != self.shout and payload.rpartition(":")[0] == self._schema):
+            self.notify()
 
     def notify(self) -> None:
         self.version += 1
@@ -504,7 +516,10 @@ class FinanceUnitOfWork(UnitOfWork):
                 await self.session.execute(insert(table), rows)
         for _, rows in self._rows():
             rows.clear()
+        changes = self.session.info.get("finance_changes")
+        if changes is not None and changes.shout:  # PostgreSQL: the other replicas hear it once this commits
+            await self.session.execute(select(func.pg_notify(Changes.CHANNEL, changes.shout)))
         await super().commit()
-        if changes := self.session.info.get("finance_changes"):
+        if changes is not None:
             changes.notify()
 

@@ -78,10 +78,26 @@ def test_each_service_runs_non_root_probed_configured_and_migrated_by_its_job(bu
             assert spec["securityContext"]["runAsNonRoot"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
-            secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+            secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
             assert secrets["KAFKA_SASL_PASSWORD"] == service  # the Secret Strimzi makes for the KafkaUser
             assert {"DATABASE_URL", "OIDC_WEB_CLIENT_SECRET"} <= set(secrets)
-            assert not [e for e in container["env"] if "value" in e and e["name"] != "HTTP_PORT"]  # no literal values
+            assert not [e for e in container["env"] if "value" in e and e["name"] not in ("HTTP_PORT", "REPLICAS")]  # no literal values
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_runs_replicas_rolled_one_at_a_time_each_named_after_its_pod(built, overlay) -> None:
+    for service in SERVICES:
+        deployment = of_kind(built[overlay], "Deployment")[service]
+        assert deployment["spec"]["replicas"] == 2
+        assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        [server] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in server["env"]}
+        assert env["REPLICAS"]["value"] == "2"
+        assert env["REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        # browser sessions are a pod's own: a browser stays with its pod
+        assert of_kind(built[overlay], "Service")[service]["spec"]["sessionAffinity"] == "ClientIP"
+        budget = of_kind(built[overlay], "PodDisruptionBudget")[service]["spec"]  # a drain leaves one serving
+        assert budget["maxUnavailable"] == 1 and budget["selector"] == deployment["spec"]["selector"]
 
 
 def test_kafka_gets_the_same_users_and_acls_as_the_local_broker(built) -> None:

@@ -17,13 +17,13 @@ from tests.support import consumed, eventually, header, read_topic, running
 KEYS = [f"aggregate-{i}" for i in range(7)]
 
 
-async def write_outbox(app, first: int, count: int, per_transaction: int = 150) -> None:
-    """Outbox rows numbered first..first+count-1, keys in turn, a few transactions' worth."""
+async def write_outbox(app, first: int, count: int, per_transaction: int = 150, keys: str = "aggregate") -> None:
+    """Outbox rows numbered first..first+count-1, keys `<keys>-<i>` in turn, a few transactions' worth."""
     runtime = app.state.runtime
     for start in range(first, first + count, per_transaction):
         async with runtime.unit_of_work() as uow:
             for n in range(start, min(start + per_transaction, first + count)):
-                uow.add_outbox(message_id=f"m-{n}", topic=Topic.INVOICES.value, key=KEYS[n % len(KEYS)],
+                uow.add_outbox(message_id=f"m-{n}", topic=Topic.INVOICES.value, key=f"{keys}-{n % len(KEYS)}",
                                value=str(n).encode(), headers=[["n", str(n)]])
             await uow.commit()
 
