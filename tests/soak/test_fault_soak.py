@@ -21,9 +21,9 @@ claim decision, payment); every poison record is in the dead-letter topic of eve
 reads its topic, with its reason; no budget headroom is negative; the reconciliation balances to
 the cent. It prints its figures.
 
-Bounded by default (about 3 000 events, for CI: 2-3 minutes here); `--soak-events N` or SOAK_EVENTS=N for a long run
-(e.g. 12 000). `SOAK_PROCESSES` (default 1) runs that many processes of each service, for when
-services run as replicas.
+By default about 10 000 events and three broker restarts (CI runs it: about 5 minutes here);
+`--soak-events N` or SOAK_EVENTS=N for a longer run (e.g. 50 000, four kills per process). Each service runs as `SOAK_PROCESSES` replicas (default 2: one consumer group, one
+schema, the relay under its lock), and the kills hit one replica at a time.
 """
 
 import asyncio
@@ -62,7 +62,7 @@ from tests.support import committed_everything, eventually
 pytestmark = [pytest.mark.soak, pytest.mark.kafka, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[2]
-BOUNDED_EVENTS = 3000
+BOUNDED_EVENTS = 10_000  # the issue's floor; CI runs it (about 5 minutes here)
 EVENTS_PER_CITY = 7  # applied, joined, invoiced, registered, claimed, decided, (half) paid
 POISON_SHARE = 0.05
 REDELIVERED_SHARE = 0.10
@@ -160,11 +160,18 @@ class ServiceProcess:
     async def healthy(self, timeout: float = 120) -> None:
         async with httpx.AsyncClient(timeout=2) as http:
             async def answers() -> bool:
+                if self.process.poll() is not None and "address already in use" in self.log.read_text()[-3000:]:
+                    # The free port picked up front was taken meanwhile by another process: take another.
+                    self.port = _free_port()
+                    self.env["HTTP_PORT"] = str(self.port)
+                    self.start()
                 assert self.process.poll() is None, f"{self.name} exited; see {self.log}:\n{self.log.read_text()[-3000:]}"
                 try:
-                    return (await http.get(f"{self.url}/health")).status_code == 200
+                    response = await http.get(f"{self.url}/health")
                 except httpx.HTTPError:
                     return False
+                # Ours, not some other process that holds the port.
+                return response.status_code == 200 and response.json().get("service") == self.name
 
             await eventually(answers, timeout=timeout, what=f"{self.name}#{self.replica} answering")
 
@@ -272,7 +279,8 @@ class Driver:
     async def setup(self) -> None:
         lines = {"administration": "1000.00", "delegate_travel": "40000.00", "expert_visits": "0.00",
                  "index_analysis": "0.00", "events": "0.00"}
-        assert (await self.call("finance", "PUT", f"/budgets/{self.year}", json={"lines": lines})).status_code == 200
+        budget = await self.call("finance", "PUT", f"/budgets/{self.year}", json={"lines": lines})
+        assert budget.status_code == 200, budget.text
         rate = {"eur_per_night": "120.00", "valid_from": f"{self.year}-01-01"}  # the workshops' host country
         assert (await self.call("travel", "PUT", "/allowance-rates/FR", json=rate)).status_code in (200, 201)
         for n in range(4):
@@ -479,7 +487,7 @@ async def test_every_input_has_exactly_one_effect_through_kills_broker_restarts_
 ) -> None:
     started = time.monotonic()
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the tap's clients complain while the broker restarts
-    processes = int(os.environ.get("SOAK_PROCESSES", "1"))
+    processes = int(os.environ.get("SOAK_PROCESSES", "2"))
     long_run = events_wanted > BOUNDED_EVENTS
     cities = max(events_wanted // EVENTS_PER_CITY, 20)
     seed = int(os.environ.get("SOAK_SEED") or random.randrange(2**32))
@@ -491,7 +499,7 @@ async def test_every_input_has_exactly_one_effect_through_kills_broker_restarts_
             await platform.start()
             driver, tap, stop_tap = Driver(platform, figures, seed), Tap(platform, figures, seed + 1), asyncio.Event()
             tapping = asyncio.create_task(tap.run(stop_tap))
-            faults = asyncio.create_task(chaos(platform, figures, 4 if long_run else 2, 3 if long_run else 1, seed + 2))
+            faults = asyncio.create_task(chaos(platform, figures, 4 if long_run else 2, 3, seed + 2))
             await driver.run(cities)
             load_seconds = time.monotonic() - started
             await faults
