@@ -142,17 +142,22 @@ class Pipeline:
         return ids
 
 
+async def _alternate(pipelines: dict[str, Pipeline], events: int, repeat: int) -> None:
+    """Bursts through each pipeline in turn, `repeat` rounds (each keeps its best)."""
+    for round_ in range(1, repeat + 1):
+        for name, pipeline in pipelines.items():
+            say(f"burst {round_}/{repeat}: {events} CityJoined -> InvoiceIssued through {name} ...")
+            burst = await pipeline.burst(events)
+            say(f"  {burst.rate:.0f} events/s, {burst.cpu_per_event * 1e6:.0f} us CPU per event")
+
+
 async def compare(run: Run, events: int, repeat: int, paced_rate: float, paced_events: int) -> tuple[Figures, Figures]:
     """The raw reference pipeline and finance, burst for burst; then finance paced."""
     raw, finance = Pipeline(run, "raw"), Pipeline(run, "service")
     try:
         say("starting the raw reference pipeline and finance, each with its own database ...")
         await asyncio.gather(raw.start(), finance.start())
-        for round_ in range(1, repeat + 1):
-            for pipeline in (raw, finance):
-                say(f"burst {round_}/{repeat}: {events} CityJoined -> InvoiceIssued through {'the raw pipeline' if pipeline is raw else 'finance'} ...")
-                burst = await pipeline.burst(events)
-                say(f"  {burst.rate:.0f} events/s, {burst.cpu_per_event * 1e6:.0f} us CPU per event")
+        await _alternate({"the raw pipeline": raw, "finance": finance}, events, repeat)
         say(f"finance paced: {paced_events} CityJoined at {paced_rate:.0f}/s ...")
         await finance.paced(paced_events, paced_rate)
     finally:
@@ -163,16 +168,12 @@ async def compare(run: Run, events: int, repeat: int, paced_rate: float, paced_e
 
 async def replicas(run: Run, events: int, repeat: int) -> tuple[Figures, Figures]:
     """Finance as one process, then as two replicas of one consumer group on one PostgreSQL schema:
-    bursts alternating, the best of each kept."""
+    bursts alternating, the best of each kept (CPU counted over all replicas)."""
     one, two = Pipeline(run, "service"), Pipeline(run, "service", replicas=2)
     try:
         say("starting finance as 1 process and as 2 replicas (one group, one schema) ...")
         await asyncio.gather(one.start(), two.start())
-        for round_ in range(1, repeat + 1):
-            for pipeline in (one, two):
-                say(f"burst {round_}/{repeat}: {events} CityJoined through finance x{pipeline.replicas} ...")
-                burst = await pipeline.burst(events)
-                say(f"  {burst.rate:.0f} events/s, {burst.cpu_per_event * 1e6:.0f} us CPU per event (all replicas)")
+        await _alternate({"finance x1": one, "finance x2 replicas": two}, events, repeat)
     finally:
         for pipeline in (one, two):
             await pipeline.stop()
