@@ -55,6 +55,7 @@ class CityApplied(Event):
     european: bool
     small_city: bool
     applied_on: date
+    contact: str | None = None  # who to write to at the city (the application's), if given
 
 
 class CityJoined(Event):
@@ -264,6 +265,9 @@ class InvoiceIssued(Event):
     due_on: date
     reason: str | None = None
     replaces: UUID | None = None
+    # The legal number, sequential and gap-free per year (ICC-2027-0001), assigned once by finance.
+    # None on invoices issued before numbering.
+    number: str | None = None
 
 
 class ContributionRunCompleted(Event):
@@ -297,6 +301,7 @@ class CreditNoteIssued(Event):
     amount: Money
     reason: str
     issued_on: date
+    number: str | None = None  # its own series (ICC-CN-2027-0001); None before numbering
 
 
 class PaymentReversed(Event):
@@ -424,6 +429,20 @@ class SpendingRecorded(Event):
     spent: Money
     reference: str
     recorded_on: date
+
+
+class BudgetThresholdCrossed(Event):
+    """A line's use (committed + spent) reached `threshold` percent of its allocation (80 or 90),
+    the first time in the year; finance owns the rule, others (notifications) are told."""
+
+    topic = Topic.BUDGETS
+    key_field = "year"
+    year: int
+    budget_line: BudgetLine
+    threshold: Literal[80, 90]
+    allocation: Money
+    used: Money
+    crossed_on: date
 
 
 class SpendingReversed(Event):

@@ -236,5 +236,6 @@ def apply_for_membership(
         european=city.european,
         small_city=city.small_city,
         applied_on=applied_on,
+        contact=contact,
     )
     return city, applied
