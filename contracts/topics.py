@@ -27,6 +27,7 @@ PRODUCES: dict[str, tuple[Topic, ...]] = {
     "events": (Topic.WORKSHOPS,),
     "travel": (Topic.CLAIMS,),
     "finance": (Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS),
+    "notifications": (),  # mails only (and its dead letters)
 }
 
 # The topics each service's consumers subscribe to: exactly the topics of the events its handlers take.
@@ -35,6 +36,7 @@ CONSUMES: dict[str, tuple[Topic, ...]] = {
     "events": (Topic.CITIES,),
     "travel": (Topic.CITIES, Topic.WORKSHOPS, Topic.REIMBURSEMENTS),
     "finance": (Topic.CITIES, Topic.CLAIMS),
+    "notifications": (Topic.CITIES, Topic.WORKSHOPS, Topic.CLAIMS, Topic.INVOICES, Topic.REIMBURSEMENTS, Topic.BUDGETS),
 }
 
 SERVICES = tuple(PRODUCES)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from services.common.settings import KafkaConnection
 
 ADMIN = "admin"
-RESERVED = ("notifications", "portal")
+RESERVED = ("portal",)
 
 LOCAL_PASSWORDS: dict[str, str] = {
     ADMIN: "icc-local-admin",
