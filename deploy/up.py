@@ -1,5 +1,5 @@
-"""`make up`: the whole platform on this machine — Kafka and Keycloak (side by side), then the four
-services — until Ctrl-C.
+"""`make up`: the whole platform on this machine — Kafka and Keycloak (side by side), the local mail
+capture server (deploy/mail), then the five services — until Ctrl-C.
 
 Uses the project's own Kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster, the project's own
 Keycloak unless KEYCLOAK_URL names one, and each service's embedded SQLite file
@@ -20,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from deploy.kafka.local import LocalKafka
-from deploy.keycloak.local import REALM_FILE, LocalKeycloak
+from deploy.keycloak.local import ADMIN_PASSWORD, ADMIN_USERNAME, REALM_FILE, LocalKeycloak
+from deploy.mail import MAILDIR, PORT as MAIL_PORT
 from services.common.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".local" / "logs"
-SERVICES = {"membership": 8001, "events": 8002, "travel": 8003, "finance": 8004}
+SERVICES = {"membership": 8001, "events": 8002, "travel": 8003, "finance": 8004, "notifications": 8005}
 
 
 def say(message: str) -> None:
@@ -90,9 +91,16 @@ def main() -> int:
     ports = {name: int(os.environ.get(f"{name.upper()}_PORT", port)) for name, port in SERVICES.items()}
     LOGS.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}
+    # Mail goes nowhere but to .local/mail/ (notifications sends to 127.0.0.1:8025 by default).
+    mail_log = (LOGS / "mail.log").open("ab")
+    mail = subprocess.Popen([sys.executable, "-m", "deploy.mail", "serve", "--port", str(MAIL_PORT)], cwd=ROOT,
+                            stdout=mail_log, stderr=mail_log, start_new_session=True)
+    say(f"started the mail capture server (pid {mail.pid}, 127.0.0.1:{MAIL_PORT}, mails in {MAILDIR})")
+    # Notifications finds a city's coordinators in the project's Keycloak (its admin API).
+    directory = {"DIRECTORY_URL": keycloak_url, "DIRECTORY_USERNAME": ADMIN_USERNAME, "DIRECTORY_PASSWORD": ADMIN_PASSWORD} if keycloak else {}
     for name, port in ports.items():
         log = (LOGS / f"{name}.log").open("ab")
-        env = {**os.environ, **login(kafka, name), "HTTP_PORT": str(port)}
+        env = {**os.environ, **login(kafka, name), "HTTP_PORT": str(port), **(directory if name == "notifications" else {})}
         processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
         )
@@ -130,6 +138,8 @@ def main() -> int:
             else:
                 where, how = cluster.kafka_bootstrap_servers, cluster.kafka_security_protocol
             print(f"  kafka       {where} ({how})", file=sys.stderr)
+            print(f"  mail        127.0.0.1:{MAIL_PORT}, every message in {MAILDIR}/*.eml; list them: python -m deploy.mail list",
+                  file=sys.stderr)
             print(f"  keycloak    {keycloak_url}  (realm icc; admin console {keycloak_url}/admin)", file=sys.stderr)
             if keycloak is not None:
                 print("  sign in as  " + "\n              ".join(demo_users()), file=sys.stderr)
@@ -152,6 +162,8 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 say(f"{name} did not stop in 15s; killing it")
                 process.kill()
+        mail.terminate()
+        mail.wait(timeout=15)
         if kafka is not None:
             say("stopping Kafka...")
             kafka.stop()

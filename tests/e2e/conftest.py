@@ -14,6 +14,8 @@ from services.finance.app import build_app as build_finance
 from services.finance.settings import FinanceSettings
 from services.membership.app import build_app as build_membership
 from services.membership.settings import MembershipSettings
+from services.notifications.app import build_app as build_notifications
+from services.notifications.settings import NotificationsSettings
 from services.travel.app import build_app as build_travel
 from services.travel.settings import TravelSettings
 from tests.support import topic_prefix
@@ -63,6 +65,9 @@ class Platform:
 
     def finance(self, **overrides):
         return build_finance(FinanceSettings(**{**self.settings("finance"), **overrides}))
+
+    def notifications(self, **overrides):
+        return build_notifications(NotificationsSettings(**{**self.settings("notifications"), "mail_poll_seconds": 0.2, **overrides}))
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Who may do what, route by route: docs/roles.md is the table, the services' route rules must match it.
 
-Every route of the four services is called with no token and with a token of each role alone (a
+Every route of the five services is called with no token and with a token of each role alone (a
 delegate and a coordinator of some city). The answer must be 401 without a token (but on the public
 routes), 403 for a role the table refuses, and neither for a role it allows (then the input decides:
 a made-up id is 404, an empty body 422). A route missing from the table, or without a rule of its
@@ -21,6 +21,8 @@ from services.finance.app import build_app as build_finance
 from services.finance.settings import FinanceSettings
 from services.membership.app import build_app as build_membership
 from services.membership.settings import MembershipSettings
+from services.notifications.app import build_app as build_notifications
+from services.notifications.settings import NotificationsSettings
 from services.travel.app import build_app as build_travel
 from services.travel.settings import TravelSettings
 from tests.identity import STAND_IN
@@ -33,6 +35,7 @@ BUILDERS = {
     "events": (build_events, EventsSettings),
     "travel": (build_travel, TravelSettings),
     "finance": (build_finance, FinanceSettings),
+    "notifications": (build_notifications, NotificationsSettings),
 }
 # Path parameters: well-formed values nobody has (an allowed caller gets 404, or 422 for the body).
 PARAMETERS = {"year": "2027", "country": "PT", "currency": "CHF"}
