@@ -129,7 +129,7 @@ async def remind_overdue(uow: NotificationsUnitOfWork, today: date, days: list[i
     for step in sorted(days):
         rows = (await uow.session.execute(
             select(invoices, cities.c.name, cities.c.contact).join(cities, cities.c.city_id == invoices.c.city_id)
-            .where(invoices.c.balance > 0, invoices.c.due_on <= today - timedelta(days=step))
+            .where(invoices.c.balance > Decimal(0), invoices.c.due_on <= today - timedelta(days=step))
         )).all()
         for row in rows:
             for recipient in await city_addresses(_context(uow).directory, row.city_id, row.contact):

@@ -41,8 +41,8 @@ def compose(settings: NotificationsSettings, row) -> EmailMessage:
     message["Subject"] = row.subject
     message["Message-ID"] = make_msgid(domain="icc.example")
     message["X-ICC-Event-Id"] = row.event_id  # which fact the mail tells of
-    message["Content-Language"] = row.language
     message.set_content(row.body)
+    message["Content-Language"] = row.language  # after set_content, which replaces the Content-* headers
     if row.attachment is not None:
         message.add_attachment(row.attachment, maintype="application", subtype="pdf", filename=row.attachment_name)
     return message
