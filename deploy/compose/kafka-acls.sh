@@ -16,4 +16,6 @@ acls --allow-principal User:travel --resource-pattern-type prefixed --operation 
 acls --allow-principal User:travel --resource-pattern-type literal --operation Read --operation Describe --topic icc.membership.cities --topic icc.events.workshops --topic icc.finance.reimbursements --group icc.travel
 acls --allow-principal User:finance --resource-pattern-type prefixed --operation Write --operation Create --operation Describe --operation Read --topic icc.finance.
 acls --allow-principal User:finance --resource-pattern-type literal --operation Read --operation Describe --topic icc.membership.cities --topic icc.travel.claims --group icc.finance
+acls --allow-principal User:notifications --resource-pattern-type prefixed --operation Write --operation Create --operation Describe --operation Read --topic icc.notifications.
+acls --allow-principal User:notifications --resource-pattern-type literal --operation Read --operation Describe --topic icc.membership.cities --topic icc.events.workshops --topic icc.travel.claims --topic icc.finance.invoices --topic icc.finance.reimbursements --topic icc.finance.budgets --group icc.notifications
 echo "ACLs granted"

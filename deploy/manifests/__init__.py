@@ -46,9 +46,11 @@ def _ports() -> dict[str, int]:
     from services.events.settings import EventsSettings
     from services.finance.settings import FinanceSettings
     from services.membership.settings import MembershipSettings
+    from services.notifications.settings import NotificationsSettings
     from services.travel.settings import TravelSettings
 
-    return {cls.service: cls.default_port for cls in (MembershipSettings, EventsSettings, TravelSettings, FinanceSettings)}
+    return {cls.service: cls.default_port
+            for cls in (MembershipSettings, EventsSettings, TravelSettings, FinanceSettings, NotificationsSettings)}
 
 
 def _labels(name: str, component: str) -> dict[str, str]:

@@ -23,10 +23,12 @@ from services.common.settings import KafkaConnection, ServiceSettings
 from services.events.settings import EventsSettings
 from services.finance.settings import FinanceSettings
 from services.membership.settings import MembershipSettings
+from services.notifications.settings import NotificationsSettings
 from services.travel.settings import TravelSettings
 
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "membership": MembershipSettings, "events": EventsSettings, "travel": TravelSettings, "finance": FinanceSettings,
+    "notifications": NotificationsSettings,
 }
 
 

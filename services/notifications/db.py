@@ -3,13 +3,16 @@ languages, facts waiting for the fact that names their recipient, and the mail o
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Index, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint, Uuid, select
+from sqlalchemy import JSON, Column, Date, Index, Integer, LargeBinary, String, Table, Text, UniqueConstraint, Uuid, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from sqlalchemy.orm import registry
+
 from services.common.db import Cents, UnitOfWork, UtcDateTime, utcnow
 
-metadata = MetaData()
+mapper = registry()  # tables only (no domain classes): its metadata is what the migrations must build
+metadata = mapper.metadata
 
 cities = Table(
     "cities", metadata,

@@ -13,7 +13,7 @@ from services.common.db import MachineryBase, create_engine, migrate
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("service", ["membership", "events", "travel", "finance"])
+@pytest.mark.parametrize("service", ["membership", "events", "travel", "finance", "notifications"])
 async def test_the_migrated_database_is_what_the_code_maps(service: str, databases) -> None:
     settings = databases(service)
     engine = create_engine(settings["DATABASE_URL"], settings.get("database_schema", service))
