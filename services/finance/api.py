@@ -3,22 +3,23 @@
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from contracts.events import BudgetLine as LineName
 from services.common.api import Limit, Offset, today
+from services.common import documents
 from services.common.auth import Principal, require, still_signed_in
 from services.common.refusals import NotFound
 from services.common.runtime import get_unit_of_work
-from services.finance import handlers, reports
+from services.finance import handlers, papers, reports
 from services.finance.db import FinanceUnitOfWork
 from services.finance.schemas import (
     YEARS, Account, BudgetIn, ClaimPaymentIn, ClaimStatus, ClaimView, ContributionRunIn, ContributionRunOut,
-    CreditApplicationIn, CreditNoteIn, CreditView, InvoiceKind, InvoiceView, ManualInvoiceIn, PaymentIn, PaymentOut,
+    CreditApplicationIn, CreditNoteIn, CreditNoteView, CreditView, InvoiceKind, InvoiceView, ManualInvoiceIn, PaymentIn, PaymentOut,
     PaymentView, ReallocationIn, RefundIn, RejectionIn, ReversalIn, SettlementIn, SpendingIn, SpendingView, YearPath,
     YearQuery,
 )
@@ -61,6 +62,59 @@ async def invoice_by_hand(body: ManualInvoiceIn, uow: UoW) -> InvoiceView:
     async with uow:
         invoice = await handlers.invoice_by_hand(uow, body.city_id, body.year, body.reason, today())
         return InvoiceView.of(invoice, today())
+
+
+# --- documents (PDF) -------------------------------------------------------------------------
+# Registered before /invoices/{invoice_id}: that route would take "….pdf" as an invoice id.
+
+Lang = Annotated[Literal["en", "fr"], Query(description="the document's language")]
+PDF = {"content": {"application/pdf": {}}, "description": "the PDF"}
+
+
+def _pdf(body: bytes, name: str) -> Response:
+    return Response(body, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}.pdf"'})
+
+
+@router.get("/invoices/{invoice_id}.pdf", summary="An invoice as PDF", tags=["documents"], response_class=Response,
+            responses={200: PDF})
+async def invoice_pdf(invoice_id: UUID, request: Request, uow: UoW, principal: InvoiceReader, lang: Lang = "en") -> Response:
+    async with uow:
+        _invoice_in_scope(invoice := await uow.invoices.get(invoice_id), invoice_id, principal)
+        doc = await papers.invoice_document(uow, invoice, request.app.state.runtime.settings.bank)
+    return _pdf(documents.invoice_pdf(doc, lang), doc.number)
+
+
+@router.get("/invoices/{invoice_id}/credit-notes", summary="An invoice's credit notes", tags=["invoices"])
+async def list_credit_notes(invoice_id: UUID, uow: UoW, principal: InvoiceReader) -> list[CreditNoteView]:
+    async with uow:
+        _invoice_in_scope(await uow.invoices.get(invoice_id), invoice_id, principal)
+        return [CreditNoteView(**note) for note in await papers.credit_notes_of(uow, invoice_id)]
+
+
+@router.get("/credit-notes/{credit_note_id}.pdf", summary="A credit note as PDF", tags=["documents"], response_class=Response,
+            responses={200: PDF})
+async def credit_note_pdf(credit_note_id: UUID, request: Request, uow: UoW, principal: InvoiceReader, lang: Lang = "en") -> Response:
+    async with uow:
+        note = await papers.credit_note(uow, credit_note_id)
+        invoice = await uow.invoices.get(note["invoice_id"]) if note else None
+        if invoice is None or not principal.scope().covers(city_id=invoice.city_id):
+            raise NotFound(f"no credit note {credit_note_id}", code="no_credit_note")
+        doc = await papers.credit_note_document(uow, note, invoice)
+    return _pdf(documents.credit_note_pdf(doc, lang), doc.number)
+
+
+@router.get("/statements/{city_id}.pdf", summary="A city's statement of account as PDF: invoices, credit notes, payments, balance",
+            tags=["documents"], response_class=Response, responses={200: PDF})
+async def statement_pdf(city_id: UUID, request: Request, uow: UoW, principal: InvoiceReader, year: YearQuery = None,
+                        lang: Lang = "en") -> Response:
+    """`year`: the contribution year of the invoices it lists (default: every year)."""
+    if not principal.scope().covers(city_id=city_id):
+        raise NotFound(f"no city {city_id}", code="no_city")
+    async with uow:
+        if await uow.members.get(city_id) is None:
+            raise NotFound(f"no city {city_id}", code="no_city")
+        doc = await papers.statement_document(uow, city_id, year, today(), request.app.state.runtime.settings.bank)
+    return _pdf(documents.statement_pdf(doc, lang), f"statement-{city_id}" + (f"-{year}" if year else ""))
 
 
 @router.get("/invoices/{invoice_id}", summary="One invoice", tags=["invoices"])

@@ -8,7 +8,8 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
-    Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, Uuid, func, inspect, insert, select, text, tuple_,
+    Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, Uuid, delete, func, inspect, insert, select, text,
+    tuple_, update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -53,6 +54,7 @@ invoices = Table(
     Column("credited", Cents, nullable=False, server_default="0"),
     Column("reason", String(500)),
     Column("replaces", Uuid),
+    Column("number", String(30), unique=True),  # the legal number (ICC-2027-0001); None only before numbering
     # One contribution per city and year, whatever is replayed or run concurrently; a year owed
     # again after its invoice was cancelled gets one more, which names the one it replaces.
     Index(
@@ -106,6 +108,18 @@ credit_notes = Table(
     Column("amount", Cents, nullable=False),
     Column("reason", String(500), nullable=False),
     Column("issued_on", Date, nullable=False),
+    Column("number", String(30), unique=True),  # ICC-CN-2027-0001
+)
+
+# The next legal number of each series and year of issue. Taken with UPDATE ... RETURNING in the
+# transaction that issues the document: the row lock makes issuers take turns, and a rollback gives
+# the number back (a sequence would not: gaps).
+document_numbers = Table(
+    "document_numbers",
+    mapper.metadata,
+    Column("series", String(10), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("next", Integer, nullable=False),
 )
 
 budget_lines = Table(
@@ -119,6 +133,7 @@ budget_lines = Table(
     Column("spent", Cents, nullable=False),
     Column("held", Integer, nullable=False),
     Column("is_set", Boolean, nullable=False),
+    Column("threshold_reached", Integer, nullable=False, server_default="0"),  # 0, 80 or 90: the last published
 )
 
 claims = Table(
@@ -342,6 +357,9 @@ class Locked(Generic[K, R]):
         for row in await self.session.scalars(query):
             self._locked[self.key(row)] = row
 
+    def loaded(self) -> list[R]:
+        return list(self._locked.values())
+
     async def row(self, key: K) -> R:
         if key not in self._locked:
             await self.lock([key])
@@ -359,7 +377,7 @@ class Lines(Locked[tuple[int, str], BudgetLine]):
         super().__init__(
             session, BudgetLine, budget_lines, lambda line: (line.year, line.line),
             lambda key: {"year": key[0], "line": key[1], "allocation": ZERO, "received": ZERO, "committed": ZERO,
-                         "spent": ZERO, "held": 0, "is_set": False},
+                         "spent": ZERO, "held": 0, "is_set": False, "threshold_reached": 0},
         )
 
     async def get(self, year: int, line: str) -> BudgetLine:
@@ -379,6 +397,36 @@ class Credits(Locked[UUID, Credit]):
 
     async def of(self, city_id: UUID) -> Credit:
         return await self.row(city_id)
+
+
+class Numbers:
+    """Legal numbers, gap-free per series and year of issue (see document_numbers)."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+    async def take(self, series: str, year: int) -> str:
+        t = document_numbers
+        bump = update(t).where(t.c.series == series, t.c.year == year).values(next=t.c.next + 1).returning(t.c.next)
+        taken = await self.session.scalar(bump)
+        if taken is None:  # the year's first: create its counter (a concurrent first waits on the row, then bumps it)
+            insert_ = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+            await self.session.execute(insert_(t).values(series=series, year=year, next=1).on_conflict_do_nothing())
+            taken = await self.session.scalar(bump)
+        return f"{series}-{year}-{taken - 1:04d}"
+
+    async def restore(self) -> None:
+        """Counters from the numbers held (after a rebuild: the numbers came from the events)."""
+        highest: dict[tuple[str, int], int] = {}
+        for table in (invoices, credit_notes):
+            for (number,) in await self.session.execute(select(table.c.number).where(table.c.number.is_not(None))):
+                series, year, n = number.rsplit("-", 2)
+                highest[series, int(year)] = max(highest.get((series, int(year)), 0), int(n))
+        await self.session.execute(delete(document_numbers))
+        if highest:
+            await self.session.execute(insert(document_numbers), [
+                {"series": series, "year": year, "next": n + 1} for (series, year), n in highest.items()
+            ])
 
 
 class Runs:
@@ -441,6 +489,7 @@ class FinanceUnitOfWork(UnitOfWork):
         self.payments = Payments(self.session)
         self.credits = Credits(self.session)
         self.runs = Runs(self.session)
+        self.numbers = Numbers(self.session)
         self.lines = Lines(self.session)
         self.claims = Claims(self.session)
         self.spendings = Spendings(self.session)

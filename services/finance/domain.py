@@ -13,7 +13,7 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 from contracts.events import (
-    BudgetSet, CreditApplied, CreditNoteIssued, CreditRefunded, InvoiceIssued, PaymentReceived, PaymentReversed,
+    BudgetSet, BudgetThresholdCrossed, CreditApplied, CreditNoteIssued, CreditRefunded, InvoiceIssued, PaymentReceived, PaymentReversed,
     ReimbursementApproved, ReimbursementHeld, ReimbursementPaid, ReimbursementRejected, ReimbursementReopened,
     SpendingRecorded, SpendingReversed, TravelClaimAmended,
 )
@@ -29,6 +29,8 @@ ADMINISTRATION = "administration"  # funded by the contributions received for th
 COE_LINES = ("delegate_travel", "expert_visits", "index_analysis", "events")  # funded by the CoE allocation
 LINES = (ADMINISTRATION, *COE_LINES)
 WARNINGS = (90, 80)  # [rule] warn at 90% and 80% use, the higher first
+THRESHOLDS = (80, 90)  # [rule] finance tells the platform when a line's use first reaches these (BudgetThresholdCrossed)
+INVOICE_SERIES, CREDIT_NOTE_SERIES = "ICC", "ICC-CN"  # legal numbers: ICC-2027-0001, ICC-CN-2027-0001
 
 AGEING_BUCKETS = (("0-30", 30), ("31-60", 60), ("61-90", 90), ("91-120", 120), ("121+", None))
 
@@ -128,6 +130,7 @@ class Invoice:
     credited: Decimal = field(default=ZERO)  # cancelled by credit notes
     reason: str | None = None  # set on manual invoices only
     replaces: UUID | None = None  # the cancelled contribution of the same city and year it replaces
+    number: str | None = None  # the legal number, given when it is issued (None: issued before numbering)
 
     @classmethod
     def contribution(cls, city_id: UUID, year: int, issued_on: date) -> "Invoice":
@@ -179,7 +182,7 @@ class Invoice:
     def issued(self) -> InvoiceIssued:
         return InvoiceIssued(
             invoice_id=self.id, city_id=self.city_id, kind=self.kind, year=self.year, amount=self.amount,
-            issued_on=self.issued_on, due_on=self.due_on, reason=self.reason, replaces=self.replaces,
+            issued_on=self.issued_on, due_on=self.due_on, reason=self.reason, replaces=self.replaces, number=self.number,
         )
 
     # --- decisions
@@ -320,6 +323,7 @@ class BudgetLine:
     spent: Decimal = ZERO
     held: int = 0
     is_set: bool = False  # a BudgetSet has given this year its allocations
+    threshold_reached: int = 0  # the highest threshold published for it (0, 80, 90): each is told once
 
     @property
     def available(self) -> Decimal:
@@ -336,6 +340,18 @@ class BudgetLine:
     @property
     def warning(self) -> str | None:
         return warning(self.available, self.committed + self.spent)
+
+    def thresholds_crossed(self, on: date) -> list[BudgetThresholdCrossed]:
+        """[rule] Its use (committed + spent) has reached 80% or 90% of what it may use, the first time
+        in the year: by commitments and spending, or by a lowered allocation (fewer contributions
+        received, for the administration line). Once per threshold: falling back and rising again is not news."""
+        used = self.committed + self.spent
+        return [
+            BudgetThresholdCrossed(year=self.year, budget_line=self.line, threshold=threshold, allocation=self.available,
+                                   used=used, crossed_on=on)
+            for threshold in THRESHOLDS
+            if threshold > self.threshold_reached and self.available > 0 and used * 100 >= self.available * threshold
+        ]
 
     def hold_reason(self, amount: Decimal) -> str | None:
         """Why a CoE-funded amount cannot be committed now, or None: it is committed in full or not at all."""

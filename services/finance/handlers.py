@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.envelope import Envelope
 from contracts.events import (
-    CityJoined, CityLeft, ContributionRunCompleted, Event, ExpertVisitClaimed, JoinDateCorrected, TravelClaimAmended,
+    CityJoined, CityLeft, ContributionRunCompleted, CreditNoteIssued, Event, ExpertVisitClaimed, JoinDateCorrected, TravelClaimAmended,
     TravelClaimed,
 )
 from services.common.db import utcnow
@@ -23,7 +23,7 @@ from services.common.fields import today
 from services.common.refusals import Conflict, NotFound, NotYetKnown
 from services.finance.db import FinanceUnitOfWork
 from services.finance.domain import (
-    ADMINISTRATION, BudgetLine, Claim, Invoice, Member, Payment, Spending, budget,
+    ADMINISTRATION, CREDIT_NOTE_SERIES, INVOICE_SERIES, BudgetLine, Claim, Invoice, Member, Payment, Spending, budget,
 )
 from services.finance.projections import Fact, project
 
@@ -31,10 +31,22 @@ RUN_ATTEMPTS = 3  # a concurrent run that invoiced the same cities first makes o
 
 
 async def record(uow: FinanceUnitOfWork, event: Event) -> Envelope:
-    """Emit a fact finance decided and apply it to the figures, in the same transaction."""
+    """Emit a fact finance decided and apply it to the figures, in the same transaction; then tell
+    the budget thresholds it made a line reach."""
+    if isinstance(event, CreditNoteIssued) and event.number is None:
+        event = event.model_copy(update={"number": await uow.numbers.take(CREDIT_NOTE_SERIES, event.issued_on.year)})
     envelope = uow.emit(event)
     await project(uow, event, Fact(str(envelope.id), envelope.occurred_at, str(envelope.correlation_id)))
+    for line in uow.lines.loaded():  # the lines a fact changes are locked (and so loaded) by then
+        for crossed in line.thresholds_crossed(today()):
+            await record(uow, crossed)
     return envelope
+
+
+async def issue(uow: FinanceUnitOfWork, invoice: Invoice) -> None:
+    """Give a new invoice its legal number, in the transaction that issues it (a rollback gives it back)."""
+    invoice.number = await uow.numbers.take(INVOICE_SERIES, invoice.issued_on.year)
+    await record(uow, invoice.issued())
 
 
 async def consumed(uow: FinanceUnitOfWork, event: Event) -> None:
@@ -77,7 +89,7 @@ async def invoice_contributions(uow: FinanceUnitOfWork, member: Member, years: l
     for year in years:
         if invoice := member.contribution(year, await uow.invoices.contributions_of(member.city_id), issued_on):
             uow.invoices.fresh(invoice.id)  # just made up: no need to look for it
-            await record(uow, invoice.issued())
+            await issue(uow, invoice)
             issued.append(invoice)
     return issued
 
@@ -137,7 +149,7 @@ async def invoice_by_hand(uow: FinanceUnitOfWork, city_id: UUID, year: int, reas
         raise NotYetKnown(f"finance has not learnt that city {city_id} joined (yet): it invoices members only",
                           code="unknown_member", field="city_id")
     invoice = member.manual_contribution(year, reason, issued_on, await uow.invoices.contributions_of(city_id))
-    await record(uow, invoice.issued())
+    await issue(uow, invoice)
     await _commit_invoices(uow)
     return invoice
 
@@ -249,7 +261,7 @@ async def on_expert_visit_claimed(event: ExpertVisitClaimed, uow: FinanceUnitOfW
     if event.recharged > 0:  # a non-European city bears its expert visit: finance invoices it
         invoice = Invoice.new(event.city_id, "expert_visit_recharge", event.visit_date.year, event.recharged, today())
         uow.invoices.fresh(invoice.id)
-        await record(uow, invoice.issued())
+        await issue(uow, invoice)
 
 
 async def release_held(uow: FinanceUnitOfWork, line: BudgetLine) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from contracts.events import (
-    BudgetSet, CityJoined, CityLeft, ContributionRunCompleted, CreditApplied, CreditNoteIssued, CreditRefunded, Event,
+    BudgetSet, BudgetThresholdCrossed, CityJoined, CityLeft, ContributionRunCompleted, CreditApplied, CreditNoteIssued, CreditRefunded, Event,
     ExpertVisitClaimed, InvoiceIssued, JoinDateCorrected, PaymentReceived, PaymentReversed, ReimbursementApproved,
     ReimbursementHeld, ReimbursementPaid, ReimbursementRejected, ReimbursementReopened, SpendingRecorded, SpendingReversed,
     TravelClaimAmended, TravelClaimed,
@@ -90,7 +90,7 @@ async def invoice_issued(uow: FinanceUnitOfWork, e: InvoiceIssued, fact: Fact) -
         return summary
     uow.invoices.add(
         Invoice(id=e.invoice_id, city_id=e.city_id, kind=e.kind, year=e.year, amount=e.amount, issued_on=e.issued_on,
-                due_on=e.due_on, reason=e.reason, replaces=e.replaces)
+                due_on=e.due_on, reason=e.reason, replaces=e.replaces, number=e.number)
     )
     _ledger(uow, fact, e, "invoiced", e.amount, year=e.year, on=e.issued_on, invoice_kind=e.kind, city_id=e.city_id, ref=e.invoice_id)
     return summary + (f", by hand: {e.reason}" if e.reason else "")
@@ -128,7 +128,8 @@ async def credit_note_issued(uow: FinanceUnitOfWork, e: CreditNoteIssued, fact: 
     invoice = await _invoice(uow, e.invoice_id)
     excess = invoice.apply_credit_note(e.amount)
     await uow.invoices.add_credit_note(
-        id=e.credit_note_id, invoice_id=e.invoice_id, city_id=e.city_id, amount=e.amount, reason=e.reason, issued_on=e.issued_on
+        id=e.credit_note_id, invoice_id=e.invoice_id, city_id=e.city_id, amount=e.amount, reason=e.reason, issued_on=e.issued_on,
+        number=e.number,
     )
     _ledger(uow, fact, e, "credited", e.amount, year=invoice.year, on=e.issued_on, invoice_kind=invoice.kind,
             city_id=e.city_id, ref=e.invoice_id)
@@ -164,6 +165,12 @@ async def budget_set(uow: FinanceUnitOfWork, e: BudgetSet, fact: Fact) -> str:
         _ledger(uow, fact, e, "allocation", allocation - line.allocation, year=e.year, budget_line=line.line)
         line.allocation, line.is_set = allocation, True
     return f"Budget {e.year} set: " + ", ".join(f"{line.replace('_', ' ')} {getattr(e, line):.2f}" for line in LINES)
+
+
+async def budget_threshold_crossed(uow: FinanceUnitOfWork, e: BudgetThresholdCrossed, fact: Fact) -> str:
+    line = await uow.lines.get(e.year, e.budget_line)
+    line.threshold_reached = max(line.threshold_reached, e.threshold)  # told once: a replay or a rebuild tells no more
+    return f"{e.budget_line.replace('_', ' ')} {e.year} reached {e.threshold}% of {_money(e.allocation)}: {_money(e.used)} used"
 
 
 async def spending_recorded(uow: FinanceUnitOfWork, e: SpendingRecorded, fact: Fact) -> str:
@@ -300,6 +307,7 @@ PROJECTIONS: dict[type[Event], Callable[[FinanceUnitOfWork, Any, Fact], Awaitabl
     CreditApplied: credit_applied,
     CreditRefunded: credit_refunded,
     BudgetSet: budget_set,
+    BudgetThresholdCrossed: budget_threshold_crossed,
     SpendingRecorded: spending_recorded,
     SpendingReversed: spending_reversed,
     TravelClaimed: travel_claimed,

@@ -31,6 +31,7 @@ Account = Literal["invoiced", "credited", "received", "credit", "allocation", "c
 
 class InvoiceView(BaseModel):
     id: UUID
+    number: str | None = Field(description="the legal number (ICC-2027-0001), also the payment reference")
     city_id: UUID
     year: int
     kind: InvoiceKind
@@ -46,7 +47,7 @@ class InvoiceView(BaseModel):
     @classmethod
     def of(cls, invoice: Invoice, on: date) -> "InvoiceView":
         return cls(
-            id=invoice.id, city_id=invoice.city_id, year=invoice.year, kind=invoice.kind, amount=invoice.amount,
+            id=invoice.id, number=invoice.number, city_id=invoice.city_id, year=invoice.year, kind=invoice.kind, amount=invoice.amount,
             paid=invoice.paid, credited=invoice.credited, outstanding=invoice.outstanding, status=invoice.status(on),
             issued_on=invoice.issued_on, due_on=invoice.due_on, reason=invoice.reason,
         )
@@ -90,6 +91,16 @@ class PaymentOut(BaseModel):
     def of(cls, invoice: Invoice, payment: Payment, on: date) -> "PaymentOut":
         return cls(payment_id=payment.id, invoice=InvoiceView.of(invoice, on), applied=payment.applied,
                    credit=payment.amount - payment.applied)
+
+
+class CreditNoteView(BaseModel):
+    id: UUID
+    number: str | None = Field(description="its legal number (ICC-CN-2027-0001)")
+    invoice_id: UUID
+    city_id: UUID
+    amount: Money
+    reason: str
+    issued_on: date
 
 
 class CreditNoteIn(BaseModel):

@@ -69,6 +69,21 @@ class Balances:
         await self.lock([key])
         return self.rows[key]
 
+    def loaded(self) -> list:
+        return list(self.rows.values())
+
+
+class FakeNumbers:
+    """Legal numbers as the counter rows give them: gap-free per series and year."""
+
+    def __init__(self) -> None:
+        self.next: dict[tuple[str, int], int] = {}
+
+    async def take(self, series: str, year: int) -> str:
+        taken = self.next.get((series, year), 1)
+        self.next[series, year] = taken + 1
+        return f"{series}-{year}-{taken:04d}"
+
 
 class FakeLines(Balances):
     def __init__(self) -> None:
@@ -114,6 +129,7 @@ class FakeFinance(FakeUnitOfWork):
         self.members, self.invoices, self.payments = FakeMembers("city_id"), FakeInvoices(), FakePayments("id")
         self.credits, self.runs, self.lines = FakeCredits(), FakeRuns(), FakeLines()
         self.claims, self.spendings = FakeClaims("claim_id"), FakeKeyed[Spending]("id")
+        self.numbers = FakeNumbers()
         self.ledger: list[dict] = []
 
     def record_ledger(self, **row) -> None:
