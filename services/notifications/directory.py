@@ -43,7 +43,7 @@ async def city_addresses(directory: Directory, city_id: UUID, contact: str | Non
     alone (logged): a mail to fewer people beats a fact that cannot be applied."""
     found = {contact.lower()} if contact else set()
     try:
-        found.update(await directory.coordinators(city_id))
+        found.update(address.lower() for address in await directory.coordinators(city_id))
     except Exception as err:
         log.warning("directory not reachable; writing to the city's contact only", extra={"city_id": str(city_id), "error": repr(err)})
     return sorted(found)

@@ -14,6 +14,7 @@ from contracts.events import (
     PaymentReceived, PaymentReversed, RegistrationCancelled, RegistrationPromoted, ReimbursementApproved, ReimbursementHeld,
     ReimbursementPaid, ReimbursementRejected, TravelClaimed, WorkshopCancelled, WorkshopRescheduled, WorkshopScheduled,
 )
+from services.common.documents import InvoiceDocument, invoice_pdf
 from services.notifications import texts
 from services.notifications.db import NotificationsUnitOfWork, cities, claims, invoices, registrations, waiting, workshops
 from services.notifications.directory import Directory, NoDirectory, city_addresses
@@ -91,15 +92,12 @@ async def _deliver_invoice(event: InvoiceIssued, uow: NotificationsUnitOfWork, e
         await _wait(uow, event_id, f"city:{event.city_id}", event)
         return
     number = event.number or str(event.invoice_id)
-    attachment = invoice_attachment(event, city.name, uow)
     for recipient in await city_addresses(_context(uow).directory, event.city_id, city.contact):
-        await _mail(uow, event_id, recipient, "invoice_issued", attachment, number=number, city=city.name or "",
+        language = await uow.language(recipient)  # the PDF in the recipient's language too
+        pdf = invoice_pdf(InvoiceDocument(number=number, city_name=city.name or "", year=event.year, amount=event.amount,
+                                          issued_on=event.issued_on, due_on=event.due_on, kind=event.kind), language)
+        await _mail(uow, event_id, recipient, "invoice_issued", (f"{number}.pdf", pdf), number=number, city=city.name or "",
                     amount=_euros(event.amount), due_on=event.due_on)
-
-
-def invoice_attachment(event: InvoiceIssued, city_name: str | None, uow: NotificationsUnitOfWork) -> tuple[str, bytes] | None:
-    """The invoice's PDF, once services/common/documents.py renders it (the documents branch)."""
-    return None
 
 
 async def _owed(uow: NotificationsUnitOfWork, invoice_id: UUID, change: Decimal) -> None:

@@ -22,6 +22,6 @@ def text(language: str, msgid: str, **values: object) -> str:
     return template.format(**values)
 
 
-def mail(language: str, name: str, **values: object) -> tuple[str, str]:
-    """The subject and body of mail `name` (msgids mail.<name>.subject / .body) in `language`."""
-    return text(language, f"mail.{name}.subject", **values), text(language, f"mail.{name}.body", **values)
+def mail(language: str, which: str, **values: object) -> tuple[str, str]:
+    """The subject and body of mail `which` (msgids mail.<which>.subject / .body) in `language`."""
+    return text(language, f"mail.{which}.subject", **values), text(language, f"mail.{which}.body", **values)

@@ -80,8 +80,11 @@ async def test_a_joining_city_gets_one_invoice_mail_and_a_replay_sends_nothing_t
             return smtp.to("icc@oslo.example") or None
 
         [mail] = await eventually(invoice_mail, what="the invoice mail at the SMTP server")
-        assert mail["Subject"].startswith("Invoice ") and "5000.00 EUR" in mail.get_body().get_content()
+        assert mail["Subject"].startswith("Invoice ICC-2026-") and "5000.00 EUR" in mail.get_body().get_content()
         assert "Oslo" in mail.get_body().get_content()
+        [pdf] = list(mail.iter_attachments())  # the invoice itself, rendered by services/common/documents.py
+        assert pdf.get_content_type() == "application/pdf" and pdf.get_filename().endswith(".pdf")
+        assert pdf.get_content().startswith(b"%PDF")
         await eventually(lambda: _async(smtp.to("secretariat@icc.example")), what="the application's mail to the secretariat")
 
         # Replay: every fact comes again; the consumers' dedupe and the mails' (event, recipient) key add nothing.
