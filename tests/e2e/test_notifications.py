@@ -69,10 +69,14 @@ async def redeliver(platform, topic: str) -> int:
     return len(records)
 
 
-async def test_a_joining_city_gets_one_invoice_mail_and_a_replay_sends_nothing_twice(platform, smtp) -> None:
+async def test_a_joining_city_gets_one_invoice_mail_and_a_replay_sends_nothing_twice(secured_platform, smtp) -> None:
+    platform = secured_platform  # every service as itself: notifications reads its topics with its own ACLs
     membership_app, finance_app = platform.membership(), platform.finance()
     notifications_app = platform.notifications(**smtp_settings(smtp))
-    async with running(membership_app) as membership, running(finance_app), running(notifications_app):
+    assert notifications_app.state.runtime.settings.kafka.username == "notifications"
+    # Each topic is created by its writer: events and travel run too, so that notifications finds all it reads.
+    async with (running(membership_app) as membership, running(finance_app), running(platform.events()), running(platform.travel()),
+                running(notifications_app)):
         await consumed(notifications_app)
         city = await join(membership, OSLO)
 
