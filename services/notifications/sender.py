@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Callable
 from datetime import date, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 from uuid import uuid4
 
 from sqlalchemy import select, update
@@ -39,6 +39,7 @@ def compose(settings: NotificationsSettings, row) -> EmailMessage:
     message["From"] = settings.mail_from
     message["To"] = row.recipient
     message["Subject"] = row.subject
+    message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="icc.example")
     message["X-ICC-Event-Id"] = row.event_id  # which fact the mail tells of
     message.set_content(row.body)

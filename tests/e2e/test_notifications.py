@@ -2,7 +2,7 @@
 
 import json
 import socket
-from datetime import date, timedelta
+from datetime import date
 from uuid import uuid4
 
 import pytest
