@@ -137,3 +137,23 @@ async def test_a_citys_recipients_are_its_contact_and_its_coordinators() -> None
     assert await city_addresses(Coordinators("Lea@Gent.example"), city, "ICC@gent.example") == ["icc@gent.example", "lea@gent.example"]
     assert await city_addresses(Coordinators(failing=True), city, "icc@gent.example") == ["icc@gent.example"]
     assert await city_addresses(Coordinators(), city, None) == []
+
+
+async def test_a_decision_before_its_claim_waits_for_the_delegates_address(notifications) -> None:
+    from contracts.events import ReimbursementRejected, TravelClaimed
+
+    _, runtime = notifications
+    claim_id = uuid4()
+    await deliver(runtime, ReimbursementRejected(claim_id=claim_id, reason="no boarding pass"))
+    assert await queued(runtime) == []  # no address yet: another topic brings it
+    await deliver(runtime, TravelClaimed(claim_id=claim_id, registration_id=uuid4(), workshop_id=uuid4(), city_id=uuid4(),
+                                         delegate_email="ana@gent.example", european=True, budget_line="delegate_travel",
+                                         coe_funded=Decimal("300.00"), city_borne=Decimal("0.00"), submitted_on=date(2026, 5, 2),
+                                         event_year=2026), service="travel")
+    [(_, to, subject)] = await queued(runtime)
+    assert (to, subject) == ("ana@gent.example", "Your travel claim is rejected")
+    await deliver(runtime, TravelClaimed(claim_id=claim_id, registration_id=uuid4(), workshop_id=uuid4(), city_id=uuid4(),
+                                         delegate_email="ana@gent.example", european=True, budget_line="delegate_travel",
+                                         coe_funded=Decimal("300.00"), city_borne=Decimal("0.00"), submitted_on=date(2026, 5, 2),
+                                         event_year=2026), service="travel")
+    assert len(await queued(runtime)) == 1  # released once
