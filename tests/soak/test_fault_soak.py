@@ -49,7 +49,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
-from contracts.topics import CONSUMES, PRODUCES, SERVICES, Topic, consumer_group, dead_letter_topic
+from contracts.topics import CONSUMES, SERVICES, Topic, consumer_group, dead_letter_topic
 from deploy.kafka.acls import grant
 from deploy.kafka.local import LocalKafka
 from deploy.kafka.principals import login
