@@ -46,7 +46,7 @@ class Grant:
 
 
 def service_acls(prefix: str = "", services: Iterable[str] = SERVICES) -> list[Grant]:
-    """The rules for ``services`` (default: all four) on the topics and groups under ``prefix``."""
+    """The rules for ``services`` (default: all of them) on the topics and groups under ``prefix``."""
     grants = []
     for service in services:
         grants.append(Grant(service, "prefixed", ("Write", "Create", "Describe", "Read"), topics=(f"{prefix}{owned_prefix(service)}",)))

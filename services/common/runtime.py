@@ -5,7 +5,7 @@ migrations) into a FastAPI app whose lifespan applies migrations before taking t
 outbox relay, connects the FastStream broker (waiting out an absent broker), and serves
 `/health` and `/ready`. It also installs token checking (`services.common.auth`: the provider's keys
 come over HTTP unless a test passes its own `keys`) and the browser sessions a sign-in creates
-(`services.common.login`). All four services are built by it, identically."""
+(`services.common.login`). All five services are built by it, identically."""
 
 import asyncio
 import logging

@@ -106,7 +106,7 @@ class KafkaSettings(BaseSettings):
 
 
 class ServiceSettings(KafkaSettings):
-    """Read from the environment. `DATABASE_URL` may be shared by all four services: on PostgreSQL
+    """Read from the environment. `DATABASE_URL` may be shared by all five services: on PostgreSQL
     each service keeps its tables in its own schema (named after the service, or DATABASE_SCHEMA),
     so one server and one database serve the whole platform."""
 

@@ -1,4 +1,4 @@
-"""The fault soak: the four services as processes (`python -m services.<name>`, each logged in as
+"""The fault soak: the five services as processes (`python -m services.<name>`, each logged in as
 itself, each on PostgreSQL in a schema of its own) on a private broker, with traffic through the
 whole flow while things go wrong, then the books are checked.
 
