@@ -28,7 +28,7 @@ def build_app(settings: NotificationsSettings | None = None, *, keys: KeySource 
 
     def wire(app: FastAPI) -> None:
         runtime = app.state.runtime
-        context = Context(settings.finance_mailbox, settings.secretariat_mailbox, directory or _directory(settings))
+        context = Context(settings.finance_mailbox, settings.secretariat_mailbox, directory or _directory(settings), settings.bank)
         runtime.sessions.configure(info={"notifications": context})
         app.state.sender = sender = MailSender(runtime.unit_of_work, settings)
         runtime.background.append(sender.run)

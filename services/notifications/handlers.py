@@ -14,7 +14,7 @@ from contracts.events import (
     PaymentReceived, PaymentReversed, RegistrationCancelled, RegistrationPromoted, ReimbursementApproved, ReimbursementHeld,
     ReimbursementPaid, ReimbursementRejected, TravelClaimed, WorkshopCancelled, WorkshopRescheduled, WorkshopScheduled,
 )
-from services.common.documents import InvoiceDocument, invoice_pdf
+from services.common.documents import Bank, InvoiceDocument, invoice_pdf
 from services.notifications import texts
 from services.notifications.db import NotificationsUnitOfWork, cities, claims, invoices, registrations, waiting, workshops
 from services.notifications.directory import Directory, NoDirectory, city_addresses
@@ -27,6 +27,7 @@ class Context:
     finance_mailbox: str = "finance@icc.example"
     secretariat_mailbox: str = "secretariat@icc.example"
     directory: Directory = field(default_factory=NoDirectory)
+    bank: Bank = field(default_factory=Bank)
 
 
 def _context(uow: NotificationsUnitOfWork) -> Context:
@@ -95,7 +96,8 @@ async def _deliver_invoice(event: InvoiceIssued, uow: NotificationsUnitOfWork, e
     for recipient in await city_addresses(_context(uow).directory, event.city_id, city.contact):
         language = await uow.language(recipient)  # the PDF in the recipient's language too
         pdf = invoice_pdf(InvoiceDocument(number=number, city_name=city.name or "", year=event.year, amount=event.amount,
-                                          issued_on=event.issued_on, due_on=event.due_on, kind=event.kind), language)
+                                          issued_on=event.issued_on, due_on=event.due_on, kind=event.kind,
+                                          bank=_context(uow).bank), language)
         await _mail(uow, event_id, recipient, "invoice_issued", (f"{number}.pdf", pdf), number=number, city=city.name or "",
                     amount=_euros(event.amount), due_on=event.due_on)
 

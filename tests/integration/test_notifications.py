@@ -20,6 +20,7 @@ from services.notifications.settings import NotificationsSettings
 from tests.identity import STAND_IN
 from tests.integration.test_finance_budget import NO_BROKER, record
 from tests.support import running
+from tests.unit.test_documents import text
 
 DUE = date(2026, 5, 15)
 
@@ -27,7 +28,7 @@ DUE = date(2026, 5, 15)
 @pytest.fixture
 async def notifications(databases):
     app = build_app(NotificationsSettings(**NO_BROKER, **databases("notifications"), dunning_check_seconds=3600,
-                                          smtp_port=1, mail_poll_seconds=3600))
+                                          smtp_port=1, mail_poll_seconds=3600, bank_iban="CH93 0076 2011 6238 5295 7"))
     async with running(app) as client:
         yield client, app.state.runtime
 
@@ -68,6 +69,11 @@ async def test_dunning_reminds_at_15_and_45_days_only_while_something_is_owed(no
                                    reason="population", issued_on=DUE))
     invoice_mails = [m for m in await queued(runtime) if m[1] == "icc@gent.example"]
     assert len(invoice_mails) == 2  # one per invoice, to the contact the application gave
+    async with runtime.sessions() as session:
+        name, pdf = (await session.execute(select(mails.c.attachment_name, mails.c.attachment)
+                                           .where(mails.c.event_id == invoice_mails[0][0]))).one()
+    assert name == f"{owed.number}.pdf" and pdf.startswith(b"%PDF")
+    assert "CH93 0076 2011 6238 5295 7" in text(pdf)  # the bank of the settings (BANK_*, as finance's)
 
     assert await remind(runtime, DUE + timedelta(days=14)) == 0
     assert await remind(runtime, DUE + timedelta(days=15)) == 1
