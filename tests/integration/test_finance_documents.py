@@ -4,13 +4,19 @@ import asyncio
 from datetime import date
 from io import BytesIO
 
+from pathlib import Path
+from uuid import uuid4
+
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import Uuid, bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import CityJoined
 from services.common.api import today
 from services.finance.app import build_app
+from services.common.db import create_engine, migrate
+from services.finance.db import Numbers
 from services.finance.db import invoices as invoice_rows
 from services.finance.settings import FinanceSettings
 from tests.integration.test_finance_budget import NO_BROKER, claimed, deliver, emitted, record, set_budget
@@ -18,6 +24,7 @@ from tests.integration.test_finance_contributions import invoices_of, joined
 from tests.identity import STAND_IN
 from tests.support import running
 
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "finance" / "migrations"
 IBAN = "FR76 3000 4000 5000 6000 7000 890"
 
 
@@ -139,3 +146,28 @@ async def test_budget_thresholds_are_published_once_each_at_80_and_90(finance) -
     await set_budget(client, delegate_travel="2000.00", events="2000.00")
     await set_budget(client, delegate_travel="1000.00", events="900.00")  # back over: already told this year
     assert len(await thresholds(runtime)) == 4
+
+
+async def test_the_migration_numbers_invoices_issued_before_numbering_in_issue_order(databases) -> None:
+    settings = FinanceSettings(**databases("finance"))
+    engine = create_engine(settings.db_url, settings.db_schema)
+    ids = [uuid4() for _ in range(4)]
+    try:
+        await migrate(engine, settings.db_schema, MIGRATIONS, target="finance_0003")  # the release before numbering
+        insert = text("INSERT INTO invoices (id, city_id, kind, year, amount, issued_on, due_on, paid, credited) "
+                      "VALUES (:id, :city, 'contribution', :year, 500000, :on, :on, 0, 0)").bindparams(
+            bindparam("id", type_=Uuid), bindparam("city", type_=Uuid))
+        async with engine.begin() as db:
+            for invoice_id, year, on in zip(ids, (2026, 2026, 2027, 2026), (date(2026, 5, 1), date(2026, 2, 1), date(2027, 1, 3), date(2027, 1, 2))):
+                await db.execute(insert, {"id": invoice_id, "city": uuid4(), "year": year, "on": on})
+        await migrate(engine, settings.db_schema, MIGRATIONS)
+        async with engine.begin() as db:
+            numbered = {row.id: row.number for row in await db.execute(select(invoice_rows.c.id, invoice_rows.c.number))}
+        # per year of issue, in issue order
+        assert [numbered[i] for i in ids] == ["ICC-2026-0002", "ICC-2026-0001", "ICC-2027-0002", "ICC-2027-0001"]
+        async with engine.begin() as db:  # the series goes on after them
+            session = AsyncSession(bind=db)
+            assert await Numbers(session).take("ICC", 2027) == "ICC-2027-0003"
+            assert await Numbers(session).take("ICC-CN", 2027) == "ICC-CN-2027-0001"
+    finally:
+        await engine.dispose()
