@@ -143,9 +143,13 @@ async def test_budget_thresholds_are_published_once_each_at_80_and_90(finance) -
     assert spent.status_code == 201, spent.text
     await set_budget(client, delegate_travel="1000.00", events="900.00")  # lowered: 850 of 900 is over 90%
     assert (await thresholds(runtime))[2:] == [("events", 80, "1000.00", "850.00"), ("events", 90, "900.00", "850.00")]
-    await set_budget(client, delegate_travel="2000.00", events="2000.00")
-    await set_budget(client, delegate_travel="1000.00", events="900.00")  # back over: already told this year
-    assert len(await thresholds(runtime)) == 4
+    await set_budget(client, delegate_travel="1000.00", events="900.00", index_analysis="1000.00")
+    big = await client.post("/budgets/2026/spending", json={"budget_line": "index_analysis", "kind": "commitment", "amount": "950.00", "reference": "study"})
+    assert big.status_code == 201, big.text  # both at once, in order, each once
+    assert (await thresholds(runtime))[4:] == [("index_analysis", 80, "1000.00", "950.00"), ("index_analysis", 90, "1000.00", "950.00")]
+    await set_budget(client, delegate_travel="2000.00", events="2000.00", index_analysis="1000.00")
+    await set_budget(client, delegate_travel="1000.00", events="900.00", index_analysis="1000.00")  # back over: already told
+    assert len(await thresholds(runtime)) == 6
 
 
 async def test_the_migration_numbers_invoices_issued_before_numbering_in_issue_order(databases) -> None:
