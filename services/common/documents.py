@@ -203,3 +203,15 @@ def statement_pdf(doc: StatementDocument, language: str) -> bytes:
     page.grid(["Date", "Document", "Debit", "Credit"], rows, [35, 70, 30, 30])
     page.bank(doc.bank, None)
     return page.pdf(doc.city_name)
+
+
+def sample_invoice() -> InvoiceDocument:
+    """The invoice shown in the README (docs/invoice.png)."""
+    return InvoiceDocument(number="ICC-2027-0001", city_name="Lisboa", year=2027, amount=Decimal("5000.00"),
+                           issued_on=date(2027, 1, 4), due_on=date(2027, 3, 5))
+
+
+if __name__ == "__main__":  # python -m services.common.documents [en|fr] > invoice.pdf
+    import sys
+
+    sys.stdout.buffer.write(invoice_pdf(sample_invoice(), sys.argv[1] if len(sys.argv) > 1 else "en"))

@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.envelope import Envelope
 from contracts.events import (
-    CityJoined, CityLeft, ContributionRunCompleted, CreditNoteIssued, Event, ExpertVisitClaimed, JoinDateCorrected, TravelClaimAmended,
-    TravelClaimed,
+    BudgetThresholdCrossed, CityJoined, CityLeft, ContributionRunCompleted, CreditNoteIssued, Event, ExpertVisitClaimed,
+    JoinDateCorrected, TravelClaimAmended, TravelClaimed,
 )
 from services.common.db import utcnow
 from services.common.fields import today
@@ -37,9 +37,10 @@ async def record(uow: FinanceUnitOfWork, event: Event) -> Envelope:
         event = event.model_copy(update={"number": await uow.numbers.take(CREDIT_NOTE_SERIES, event.issued_on.year)})
     envelope = uow.emit(event)
     await project(uow, event, Fact(str(envelope.id), envelope.occurred_at, str(envelope.correlation_id)))
-    for line in uow.lines.loaded():  # the lines a fact changes are locked (and so loaded) by then
-        for crossed in line.thresholds_crossed(today()):
-            await record(uow, crossed)
+    if not isinstance(event, BudgetThresholdCrossed):  # those are told here, in order: never again from within
+        for line in uow.lines.loaded():  # the lines a fact changes are locked (and so loaded) by then
+            for crossed in line.thresholds_crossed(today()):
+                await record(uow, crossed)
     return envelope
 
 

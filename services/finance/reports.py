@@ -84,6 +84,7 @@ def _invoice_row(invoice: Invoice, name: str | None, credit: Decimal, on: date) 
         "city_id": str(invoice.city_id),
         "name": name,
         "invoice_id": str(invoice.id),
+        "number": invoice.number,
         "status": invoice.status(on),
         **{k: money(v) for k, v in values.items()},
         "age_days": max((on - invoice.issued_on).days, 0),
@@ -130,7 +131,7 @@ async def reconciliation(session: AsyncSession, year: int, on: date) -> dict[str
 
 
 RECONCILIATION_CSV_FIELDS = [
-    "section", "key", "name", "status", "invoiced", "credited", "received", "outstanding", "overdue", "credit", "bucket",
+    "section", "key", "name", "number", "status", "invoiced", "credited", "received", "outstanding", "overdue", "credit", "bucket",
     "allocation", "available", "committed", "spent", "headroom", "used_pct",
 ]
 

@@ -71,8 +71,11 @@ async def test_a_joining_city_is_invoiced_and_claims_are_approved_held_and_relea
         assert raised.json()["lines"]["delegate_travel"]["committed"] == "1110.00"
         # one claim's decisions share its partition, so they come back in order
         assert [kind for kind, _ in await of_claim(platform, second, at_least=3)] == ["ReimbursementHeld", "ReimbursementApproved"]
-        budgets = await read_topic(platform.kafka, platform.topic("icc.finance.budgets"), at_least=2)
-        assert [header(r, "ce_type") for r in budgets] == ["BudgetSet", "BudgetSet"]
+        budgets = await read_topic(platform.kafka, platform.topic("icc.finance.budgets"), at_least=4)
+        told = [(header(r, "ce_type"), json.loads(r.value).get("budget_line"), json.loads(r.value).get("threshold")) for r in budgets]
+        # 555.00 of 600.00 committed is 92.5%: 80 and 90 are told, once (1110.00 of 1200.00 is no news)
+        assert told == [("BudgetSet", None, None), ("BudgetThresholdCrossed", "delegate_travel", 80),
+                        ("BudgetThresholdCrossed", "delegate_travel", 90), ("BudgetSet", None, None)], told
 
 
 async def test_a_european_delegates_claim_is_approved_and_travel_follows_finance(platform_sqlite) -> None:

@@ -213,6 +213,7 @@ async def test_every_reconciliation_figure_is_the_sum_of_the_events_that_made_it
     by_section = {(r["section"], r["key"]): r for r in rows}
     assert by_section[("contributions_total", str(YEAR))]["outstanding"] == "3500.00"
     assert by_section[("contribution", two["city_id"])]["credited"] == "500.00"
+    assert by_section[("contribution", two["city_id"])]["number"] == two["number"] and two["number"].startswith("ICC-")
     assert by_section[("budget_line", "administration")]["committed"] == "700.00"
     assert len([r for r in rows if r["section"] == "budget_line"]) == 5
 
