@@ -21,7 +21,7 @@ from contracts.events import (
     ReimbursementPaid, ReimbursementRejected, ReimbursementReopened, SpendingRecorded, SpendingReversed,
     TravelClaimAmended, TravelClaimed,
 )
-from services.common.db import Cents, Keyed, UnitOfWork, UtcDateTime
+from services.common.db import Cents, Keyed, UnitOfWork, UtcDateTime, advisory_key
 from services.finance.domain import (
     ADMINISTRATION, LINES, ZERO, BudgetLine, Claim, Credit, Invoice, Member, Payment, Spending,
 )
@@ -429,6 +429,13 @@ class Numbers:
             ])
 
 
+# Joins and runs take turns on PostgreSQL (SQLite serialises writers anyway): a join holds this lock
+# shared from reading the years run until its commit, a run holds it alone. Otherwise, under READ
+# COMMITTED, a join could miss a run being recorded while the run missed the join being committed,
+# and the city would never be invoiced for that year.
+ROSTER_LOCK = advisory_key("icc.finance.contribution-roster")
+
+
 class Runs:
     """The years an annual contribution run was done for."""
 
@@ -436,10 +443,20 @@ class Runs:
         self.session = session
         self._years: set[int] | None = None
 
+    async def _lock(self, function: str) -> None:
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(text(f"SELECT {function}(:key)"), {"key": ROSTER_LOCK})
+
     async def years(self) -> set[int]:
+        """As a join must see them: waits for a run under way to commit."""
         if self._years is None:
+            await self._lock("pg_advisory_xact_lock_shared")
             self._years = set(await self.session.scalars(select(contribution_runs.c.year)))
         return self._years
+
+    async def start(self) -> None:
+        """Before a run reads the members: waits for joins under way to commit, and holds off new ones."""
+        await self._lock("pg_advisory_xact_lock")
 
     async def add(self, year: int, run_on: date) -> None:
         if year not in await self.years():

@@ -130,6 +130,7 @@ async def run_contributions(uow: FinanceUnitOfWork, year: int, issued_on: date) 
     for attempt in range(RUN_ATTEMPTS):
         try:
             async with uow:
+                await uow.runs.start()
                 if year not in await uow.runs.years():
                     await record(uow, ContributionRunCompleted(year=year, run_on=issued_on))
                 members = [m for m in await uow.members.all() if m.owes_contribution_for(year)]

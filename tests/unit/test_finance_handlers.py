@@ -111,6 +111,9 @@ class FakeRuns:
     async def years(self) -> set[int]:
         return self.done
 
+    async def start(self) -> None:
+        pass  # one task at a time here: nothing to wait for
+
     async def add(self, year: int, run_on: date) -> None:
         self.done.add(year)
 
