@@ -83,13 +83,13 @@ class StatementDocument:
 
 
 @cache
-def _catalogue(language: str) -> dict[str, str]:
+def catalogue(language: str) -> dict[str, str]:
     with open(LOCALE / language / "LC_MESSAGES" / "icc.po", "rb") as po:
         return {message.id: message.string for message in read_po(po) if message.id and message.string}
 
 
 def translate(text: str, language: str) -> str:
-    return _catalogue(_checked(language)).get(text, text)
+    return catalogue(_checked(language)).get(text, text)
 
 
 def money(amount: Decimal, language: str) -> str:

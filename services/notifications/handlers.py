@@ -34,8 +34,6 @@ def _context(uow: NotificationsUnitOfWork) -> Context:
     return uow.session.info.get("notifications") or Context()
 
 
-def _euros(amount: Decimal) -> str:
-    return f"{amount:.2f}"
 
 
 def _event_id(uow: NotificationsUnitOfWork) -> str:
@@ -99,7 +97,7 @@ async def _deliver_invoice(event: InvoiceIssued, uow: NotificationsUnitOfWork, e
                                           issued_on=event.issued_on, due_on=event.due_on, kind=event.kind,
                                           bank=_context(uow).bank), language)
         await _mail(uow, event_id, recipient, "invoice_issued", (f"{number}.pdf", pdf), number=number, city=city.name or "",
-                    amount=_euros(event.amount), due_on=event.due_on)
+                    amount=(event.amount), due_on=event.due_on)
 
 
 async def _owed(uow: NotificationsUnitOfWork, invoice_id: UUID, change: Decimal) -> None:
@@ -134,7 +132,7 @@ async def remind_overdue(uow: NotificationsUnitOfWork, today: date, days: list[i
         for row in rows:
             for recipient in await city_addresses(_context(uow).directory, row.city_id, row.contact):
                 queued += await _mail(uow, f"dunning-{step}:{row.invoice_id}", recipient, "dunning", number=row.number or str(row.invoice_id),
-                            city=row.name or "", due_on=row.due_on, days=step, balance=_euros(row.balance))
+                            city=row.name or "", due_on=row.due_on, days=step, balance=(row.balance))
     return queued
 
 
@@ -154,9 +152,9 @@ def _reimbursement(name: str):
             await _wait(uow, event_id, f"claim:{event.claim_id}", event)
             return
         language = await uow.language(claim.delegate_email)
-        lines = texts.text(language, "mail.claim_lines", coe_funded=_euros(claim.coe_funded), city_borne=_euros(claim.city_borne))
+        lines = texts.text(language, "mail.claim_lines", coe_funded=(claim.coe_funded), city_borne=(claim.city_borne))
         values = {"claim": str(event.claim_id)[:8], "lines": lines, "reason": getattr(event, "reason", ""),
-                  "amount": _euros(getattr(event, "amount", claim.coe_funded)), "paid_on": getattr(event, "paid_on", "")}
+                  "amount": (getattr(event, "amount", claim.coe_funded)), "paid_on": getattr(event, "paid_on", "")}
         await _mail(uow, event_id, claim.delegate_email, name, **values)
 
     async def handle(event: Event, uow: NotificationsUnitOfWork) -> None:
@@ -224,8 +222,8 @@ async def workshop_cancelled(event: WorkshopCancelled, uow: NotificationsUnitOfW
 
 async def budget_threshold_crossed(event: BudgetThresholdCrossed, uow: NotificationsUnitOfWork) -> None:
     await _mail(uow, _event_id(uow), _context(uow).finance_mailbox, "budget_threshold", year=event.year,
-                line=event.budget_line.replace("_", " "), threshold=event.threshold, used=_euros(event.used),
-                allocation=_euros(event.allocation), crossed_on=event.crossed_on)
+                line=event.budget_line.replace("_", " "), threshold=event.threshold, used=(event.used),
+                allocation=(event.allocation), crossed_on=event.crossed_on)
 
 
 HANDLERS = {

@@ -1,25 +1,27 @@
-"""The mails' words, from the gettext catalogues of domain `icc` (services/common/locale, Babel's
-.po files read as they are: no compile step). A msgid missing from a language falls back to English."""
+"""The mails' words, from the gettext catalogues of domain `icc` (services/common/locale, the same
+the documents use, read as they are: no compile step). A msgid missing from a language falls back
+to English."""
 
-from functools import cache
-from pathlib import Path
+from datetime import date, datetime
+from decimal import Decimal
 
-from babel.messages.pofile import read_po
+from services.common.documents import catalogue, day, money
 
-LOCALE = Path(__file__).resolve().parents[1] / "common" / "locale"
-DOMAIN = "icc"
 LANGUAGES = ("en", "fr")
 
 
-@cache
-def catalogue(language: str) -> dict[str, str]:
-    with (LOCALE / language / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as file:
-        return {message.id: message.string for message in read_po(file) if message.id and message.string}
+def _shown(value: object, language: str) -> object:
+    """Amounts and dates as the language writes them (`1 234,56 €`, `15 mars 2027`)."""
+    if isinstance(value, Decimal):
+        return money(value, language)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return day(value, language)
+    return value
 
 
 def text(language: str, msgid: str, **values: object) -> str:
     template = catalogue(language).get(msgid) or catalogue("en")[msgid]
-    return template.format(**values)
+    return template.format(**{name: _shown(value, language) for name, value in values.items()})
 
 
 def mail(language: str, which: str, **values: object) -> tuple[str, str]:

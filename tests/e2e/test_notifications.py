@@ -84,7 +84,7 @@ async def test_a_joining_city_gets_one_invoice_mail_and_a_replay_sends_nothing_t
             return smtp.to("icc@oslo.example") or None
 
         [mail] = await eventually(invoice_mail, what="the invoice mail at the SMTP server")
-        assert mail["Subject"].startswith("Invoice ICC-2026-") and "5000.00 EUR" in mail.get_body().get_content()
+        assert mail["Subject"].startswith("Invoice ICC-2026-") and "€5,000.00" in mail.get_body().get_content()
         assert "Oslo" in mail.get_body().get_content()
         [pdf] = list(mail.iter_attachments())  # the invoice itself, rendered by services/common/documents.py
         assert pdf.get_content_type() == "application/pdf" and pdf.get_filename().endswith(".pdf")
@@ -133,7 +133,7 @@ async def test_a_held_then_approved_claim_mails_the_delegate_twice_in_their_lang
         assert held["Subject"] == "Votre demande de remboursement est en attente"
         assert approved["Subject"] == "Votre demande de remboursement est approuvée"
         assert "plafond atteint" in held.get_body().get_content()
-        assert "787.50 EUR" in approved.get_body().get_content() and "12.00 EUR" in approved.get_body().get_content()
+        assert "787,50\xa0€" in approved.get_body().get_content() and "12,00\xa0€" in approved.get_body().get_content()
         assert held["Content-Language"] == "fr"
 
 
