@@ -15,6 +15,7 @@ from typing import Literal
 from babel.dates import format_date
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
+from pydantic import BaseModel, Field
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
@@ -215,3 +216,18 @@ if __name__ == "__main__":  # python -m services.common.documents [en|fr] > invo
     import sys
 
     sys.stdout.buffer.write(invoice_pdf(sample_invoice(), sys.argv[1] if len(sys.argv) > 1 else "en"))
+
+
+class BankSettings(BaseModel):
+    """Where cities pay, printed on invoices and statements: a settings mixin for every service that
+    renders them (finance serves the PDFs, notifications attaches them), so both print the same.
+    PLACEHOLDER defaults, not the Council of Europe's real account: production sets
+    BANK_ACCOUNT_HOLDER, BANK_IBAN, BANK_BIC."""
+
+    bank_account_holder: str = Field(default=Bank.account_holder, description="PLACEHOLDER default")
+    bank_iban: str = Field(default=Bank.iban, description="PLACEHOLDER default")
+    bank_bic: str = Field(default=Bank.bic, description="PLACEHOLDER default")
+
+    @property
+    def bank(self) -> Bank:
+        return Bank(self.bank_account_holder, self.bank_iban, self.bank_bic)

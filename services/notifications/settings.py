@@ -2,11 +2,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from services.common.documents import Bank
+from services.common.documents import BankSettings
 from services.common.settings import ServiceSettings
 
 
-class NotificationsSettings(ServiceSettings):
+class NotificationsSettings(BankSettings, ServiceSettings):
+    # BankSettings: the same BANK_* as finance's, so the PDF a city gets by mail is the one finance serves.
     service: ClassVar[str] = "notifications"
     default_port: ClassVar[int] = 8005
 
@@ -30,12 +31,3 @@ class NotificationsSettings(ServiceSettings):
     directory_url: str | None = Field(default=None, description="Keycloak base URL whose realm icc lists the coordinators")
     directory_username: str = "admin"
     directory_password: SecretStr | None = None
-    # The bank printed on the attached invoice: the same BANK_* variables as finance's, so the PDF a city
-    # gets by mail is the one finance serves. PLACEHOLDER defaults, as finance's.
-    bank_account_holder: str = Field(default=Bank.account_holder, description="PLACEHOLDER default")
-    bank_iban: str = Field(default=Bank.iban, description="PLACEHOLDER default")
-    bank_bic: str = Field(default=Bank.bic, description="PLACEHOLDER default")
-
-    @property
-    def bank(self) -> Bank:
-        return Bank(self.bank_account_holder, self.bank_iban, self.bank_bic)
