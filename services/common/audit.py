@@ -15,6 +15,7 @@ from sqlalchemy import select
 from services.common.api import Limit, Offset
 from services.common.auth import require
 from services.common.db import AuditEntry
+from services.common.fields import Text
 
 
 class AuditEntryView(BaseModel):
@@ -41,9 +42,9 @@ def audit_router(*readers: str) -> APIRouter:
     @router.get("/audit", summary="Who changed what, when, and which event it published", dependencies=[require(*readers)])
     async def audit_trail(
         request: Request,
-        subject: Annotated[str | None, Query(max_length=200, description="the record's id (an event's key)")] = None,
-        actor: Annotated[str | None, Query(max_length=200, description="a user name or subject id")] = None,
-        action: Annotated[str | None, Query(max_length=100, description="e.g. CityJoined, AllowanceRateSet")] = None,
+        subject: Annotated[Text | None, Query(max_length=200, description="the record's id (an event's key)")] = None,
+        actor: Annotated[Text | None, Query(max_length=200, description="a user name or subject id")] = None,
+        action: Annotated[Text | None, Query(max_length=100, description="e.g. CityJoined, AllowanceRateSet")] = None,
         since: datetime | None = None,
         limit: Limit = 100,
         offset: Offset = 0,
