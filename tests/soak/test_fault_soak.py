@@ -70,12 +70,21 @@ INPUTS = (Topic.CITIES, Topic.WORKSHOPS, Topic.CLAIMS)  # the topics services co
 POISON_TYPES = {Topic.CITIES: "CityJoined", Topic.WORKSHOPS: "DelegateRegistered", Topic.CLAIMS: "TravelClaimed"}
 
 
+_given: set[int] = set()
+
+
 def _free_port() -> int:
+    """A port free now and not handed to another process of this run (the kernel may offer a port
+    it just offered again once the probe is closed)."""
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
 
 
 @pytest.fixture
