@@ -55,6 +55,7 @@ from deploy.kafka.local import LocalKafka
 from deploy.kafka.principals import login
 from services.common.db import create_engine
 from services.common.kafka import client_args
+from services.common.retry import Backoff
 from services.common.settings import KafkaConnection
 from tests.identity import STAND_IN, staff_headers
 from tests.support import committed_everything, eventually
@@ -372,12 +373,14 @@ class Tap:
         await consumer.start()
         await producer.start()
         try:
+            backoff = Backoff(cap=1.0)
             while not stop.is_set():
                 try:
                     batch = await consumer.getmany(timeout_ms=300)
                 except Exception:  # the broker restarting: the consumer reconnects by itself
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(backoff.next())
                     continue
+                backoff.reset()
                 for records in batch.values():
                     for record in records:
                         if any(k in ("soak_copy", "soak_poison") for k, _ in record.headers) or record.key is None:
@@ -407,15 +410,15 @@ class Tap:
 
     @staticmethod
     async def _send(producer: AIOKafkaProducer, topic: str, key: bytes, value: bytes, headers: list) -> None:
-        deadline = time.monotonic() + 120
+        deadline, backoff = time.monotonic() + 120, Backoff(cap=1.0)
         while True:
             try:
                 await producer.send_and_wait(topic, value=value, key=key, headers=headers)
                 return
-            except Exception:
+            except Exception:  # the broker restarting
                 if time.monotonic() > deadline:
                     raise
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(backoff.next())
 
 
 async def chaos(platform: Platform, figures: Figures, kills_per_process: int, broker_restarts: int, seed: int) -> None:
