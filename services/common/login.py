@@ -30,12 +30,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.common.auth import InvalidToken, Principal, ProviderUnavailable, TokenVerifier, discover, public
-from services.common.settings import ServiceSettings
+from services.common.settings import WebSettings
 
 log = logging.getLogger("icc.login")
 
 SESSION_COOKIE = "icc_session"
 STATE_COOKIE = "icc_login"
+LANGUAGE_COOKIE = "icc_lang"  # the portal's language choice: the provider's login page speaks it too
 LOGIN_SECONDS = 600  # a sign-in not finished within this is started again
 RENEW_MARGIN_SECONDS = 30  # renew an access token this long before it expires
 
@@ -71,7 +72,7 @@ def _local_path(url: str | None) -> str:
 class WebSessions:
     """The signed-in browsers of this process, and the calls to the provider they need."""
 
-    def __init__(self, settings: ServiceSettings, verifier: TokenVerifier, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: WebSettings, verifier: TokenVerifier, *, transport: httpx.AsyncBaseTransport | None = None):
         self.issuer = settings.oidc_issuer
         self.client_id = settings.oidc_web_client_id
         self._secret = settings.oidc_web_client_secret
@@ -96,7 +97,7 @@ class WebSessions:
                 ) from None
         return self._metadata
 
-    async def begin(self, next_url: str, redirect_uri: str) -> tuple[str, str]:
+    async def begin(self, next_url: str, redirect_uri: str, language: str | None = None) -> tuple[str, str]:
         """A new sign-in: its state and the provider URL to send the browser to."""
         now = time.monotonic()
         self._pending = {s: p for s, p in self._pending.items() if now - p.started < LOGIN_SECONDS}
@@ -106,6 +107,7 @@ class WebSessions:
         query = urlencode({
             "response_type": "code", "client_id": self.client_id, "redirect_uri": redirect_uri, "scope": "openid",
             "state": state, "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256",
+            **({"ui_locales": language} if language else {}),
         })
         return state, f"{(await self.metadata())['authorization_endpoint']}?{query}"
 
@@ -160,14 +162,20 @@ class WebSessions:
 
     async def principal(self, request: Request) -> Principal | None:
         """Who this browser's session belongs to (renewing its access token when due), or None."""
+        session = await self.session(request)
+        return None if session is None else session.principal
+
+    async def session(self, request: Request) -> WebSession | None:
+        """This browser's session with an access token good for a while yet (renewed when due), or
+        None. The portal calls the services with that token on the person's behalf."""
         session = self._sessions.get(request.cookies.get(SESSION_COOKIE, ""))
         if session is None:
             return None
         if time.time() < session.expires_at - RENEW_MARGIN_SECONDS:
-            return session.principal
+            return session
         async with session.lock:  # one renewal however many requests find it due
             if time.time() < session.expires_at - RENEW_MARGIN_SECONDS:
-                return session.principal
+                return session
             if session.refresh_token is None:
                 self._sessions.pop(session.id, None)
                 return None
@@ -179,7 +187,7 @@ class WebSessions:
                 self._sessions.pop(session.id, None)
                 return None
             log.info("session renewed", extra={"user": session.principal.username})
-            return session.principal
+            return session
 
     def end(self, session_id: str | None) -> WebSession | None:
         return self._sessions.pop(session_id or "", None)
@@ -200,7 +208,8 @@ router = APIRouter(tags=["sign-in"], dependencies=[public])
 @router.get("/login", summary="Sign in through the identity provider, then back to `next`", response_class=RedirectResponse)
 async def login(request: Request, next: str = "/") -> RedirectResponse:
     try:
-        state, url = await _sessions(request).begin(next, str(request.url_for("auth_callback")))
+        state, url = await _sessions(request).begin(
+            next, str(request.url_for("auth_callback")), request.cookies.get(LANGUAGE_COOKIE))
     except ProviderUnavailable as err:
         raise HTTPException(503, str(err), headers={"Retry-After": "5"}) from None
     response = RedirectResponse(url, status_code=303)

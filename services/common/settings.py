@@ -105,15 +105,65 @@ class KafkaSettings(BaseSettings):
         )
 
 
-class ServiceSettings(KafkaSettings):
-    """Read from the environment. `DATABASE_URL` may be shared by all five services: on PostgreSQL
-    each service keeps its tables in its own schema (named after the service, or DATABASE_SCHEMA),
-    so one server and one database serve the whole platform."""
+class WebSettings(BaseSettings):
+    """What every process that serves HTTP and signs people in reads: where it listens, its log
+    level and the identity provider. The services add Kafka and a database (ServiceSettings); the
+    portal, which has neither, uses this alone."""
 
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     service: ClassVar[str]
     default_port: ClassVar[int]
+
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    # Sign-in (services/common/auth.py, login.py). The provider is the project's Keycloak unless
+    # KEYCLOAK_URL (its base URL) or OIDC_ISSUER (the realm's issuer URL) name another.
+    keycloak_url: str | None = Field(default=None, description="base URL of an existing Keycloak (realm icc)")
+    oidc_issuer: str = Field(default=LOCAL_ISSUER, description="tokens must name exactly this issuer")
+    oidc_audience: str = Field(default="icc-api", description="tokens must list this audience")
+    oidc_jwks_url: str | None = Field(default=None, description="default: jwks_uri of the issuer's discovery document")
+    oidc_algorithms: list[str] = Field(default=["RS256"], description="accepted signature algorithms (asymmetric only)")
+    oidc_leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="clock skew tolerated on exp/iat")
+    oidc_key_refresh_seconds: float = Field(default=10.0, gt=0, description="fewest seconds between two JWKS fetches")
+    oidc_web_client_id: str = Field(default="icc-web", description="the confidential client pages sign in with")
+    # The realm file's secret: right for the local stack only; set OIDC_WEB_CLIENT_SECRET anywhere else.
+    oidc_web_client_secret: str = Field(default="icc-web-local-secret")
+
+    @model_validator(mode="after")
+    def _issuer_from_keycloak_url(self) -> "WebSettings":
+        if self.keycloak_url and "oidc_issuer" not in self.model_fields_set:
+            self.oidc_issuer = f"{self.keycloak_url.rstrip('/')}/realms/icc"
+        return self
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = [a for a in value if a not in ALLOWED_ALGORITHMS]
+        if refused or not value:
+            raise ValueError(f"OIDC_ALGORITHMS: {refused or 'none given'} refused; choose among {sorted(ALLOWED_ALGORITHMS)}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def port(self) -> int:
+        return self.http_port or self.default_port
+
+
+class ServiceSettings(WebSettings, KafkaSettings):
+    """Read from the environment. `DATABASE_URL` may be shared by all five services: on PostgreSQL
+    each service keeps its tables in its own schema (named after the service, or DATABASE_SCHEMA),
+    so one server and one database serve the whole platform."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     database_schema: str | None = Field(
@@ -129,10 +179,6 @@ class ServiceSettings(KafkaSettings):
     migrate_on_start: bool = Field(
         default=True, description="apply the migrations before taking traffic; false where a migration job does (`migrate`)"
     )
-    http_host: str = "127.0.0.1"
-    http_port: int | None = None
-    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
-
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_seconds: float = Field(default=1.0, gt=0)
@@ -152,40 +198,6 @@ class ServiceSettings(KafkaSettings):
     )
     purge_interval_seconds: float = Field(default=600, gt=0)
     purge_batch_size: int = Field(default=1000, ge=1, description="rows per purge transaction: short writer locks")
-
-    # Sign-in (services/common/auth.py, login.py). The provider is the project's Keycloak unless
-    # KEYCLOAK_URL (its base URL) or OIDC_ISSUER (the realm's issuer URL) name another.
-    keycloak_url: str | None = Field(default=None, description="base URL of an existing Keycloak (realm icc)")
-    oidc_issuer: str = Field(default=LOCAL_ISSUER, description="tokens must name exactly this issuer")
-    oidc_audience: str = Field(default="icc-api", description="tokens must list this audience")
-    oidc_jwks_url: str | None = Field(default=None, description="default: jwks_uri of the issuer's discovery document")
-    oidc_algorithms: list[str] = Field(default=["RS256"], description="accepted signature algorithms (asymmetric only)")
-    oidc_leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="clock skew tolerated on exp/iat")
-    oidc_key_refresh_seconds: float = Field(default=10.0, gt=0, description="fewest seconds between two JWKS fetches")
-    oidc_web_client_id: str = Field(default="icc-web", description="the confidential client pages sign in with")
-    # The realm file's secret: right for the local stack only; set OIDC_WEB_CLIENT_SECRET anywhere else.
-    oidc_web_client_secret: str = Field(default="icc-web-local-secret")
-
-    @model_validator(mode="after")
-    def _issuer_from_keycloak_url(self) -> "ServiceSettings":
-        if self.keycloak_url and "oidc_issuer" not in self.model_fields_set:
-            self.oidc_issuer = f"{self.keycloak_url.rstrip('/')}/realms/icc"
-        return self
-
-    @field_validator("oidc_algorithms")
-    @classmethod
-    def _asymmetric_only(cls, value: list[str]) -> list[str]:
-        refused = [a for a in value if a not in ALLOWED_ALGORITHMS]
-        if refused or not value:
-            raise ValueError(f"OIDC_ALGORITHMS: {refused or 'none given'} refused; choose among {sorted(ALLOWED_ALGORITHMS)}")
-        return value
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
-        return value.upper()
 
     @model_validator(mode="after")
     def _replicas_need_postgresql(self) -> "ServiceSettings":
@@ -209,10 +221,6 @@ class ServiceSettings(KafkaSettings):
     def kafka(self) -> KafkaConnection:
         """This service's login: its own principal (named after it) unless KAFKA_SASL_USERNAME says otherwise."""
         return self.kafka_connection(default_username=self.service)
-
-    @property
-    def port(self) -> int:
-        return self.http_port or self.default_port
 
     @property
     def db_url(self) -> str:

@@ -2,46 +2,13 @@
 finance officer signs in on Keycloak's own login page, the page renders the live figures and a
 payment moves them within a second, without a reload."""
 
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-from playwright.async_api import async_playwright
-
-from deploy.keycloak.admin import KeycloakAdmin
 from tests.e2e.test_join_to_invoice import join
 from tests.support import eventually, password_grant, running, serving
 
 SCREENSHOTS = Path(__file__).parents[2] / ".local" / "screenshots"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-quic", "--disable-sync"]
-
-
-@pytest.fixture
-async def browser():
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is missing: run `make chromium` (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-def sign_in_back_to(keycloak_url):
-    """Lets the realm's `icc-web` client send the browser back to a page served on a test port."""
-    allowed: list[str] = []
-
-    def allow(base_url: str) -> None:
-        with KeycloakAdmin(keycloak_url) as admin:
-            admin.allow_redirect(base_url)
-        allowed.append(base_url)
-
-    yield allow
-    with KeycloakAdmin(keycloak_url) as admin:
-        for base_url in allowed:
-            admin.allow_redirect(base_url, allowed=False)
 
 
 async def test_a_payment_moves_the_dashboard_within_a_second(platform_sqlite, browser, keycloak_url, sign_in_back_to) -> None:
