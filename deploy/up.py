@@ -1,5 +1,5 @@
 """`make up`: the whole platform on this machine — Kafka and Keycloak (side by side), the local mail
-capture server (deploy/mail), then the five services — until Ctrl-C.
+capture server (deploy/mail), then the five services and the portal (the pages people use) — until Ctrl-C.
 
 Uses the project's own Kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster, the project's own
 Keycloak unless KEYCLOAK_URL names one, and each service's embedded SQLite file
@@ -27,6 +27,7 @@ from services.common.settings import KafkaSettings
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".local" / "logs"
 SERVICES = {"membership": 8001, "events": 8002, "travel": 8003, "finance": 8004, "notifications": 8005}
+PORTAL_PORT = 8000
 
 
 def say(message: str) -> None:
@@ -105,6 +106,15 @@ def main() -> int:
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
         )
         say(f"started {name} (pid {processes[name].pid}, log {log.name})")
+    # The portal: no broker, no database; it calls the services as the signed-in person.
+    portal_port = int(os.environ.get("PORTAL_PORT", PORTAL_PORT))
+    portal_env = {**os.environ, "HTTP_PORT": str(portal_port), "DASHBOARD_URL": f"http://127.0.0.1:{ports['finance']}/dashboard",
+                  **{f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()}}
+    log = (LOGS / "portal.log").open("ab")
+    processes["portal"] = subprocess.Popen([sys.executable, "-m", "services.portal"], cwd=ROOT, env=portal_env,
+                                           stdout=log, stderr=log, start_new_session=True)
+    say(f"started portal (pid {processes['portal'].pid}, log {log.name})")
+    ports_to_wait = {**ports, "portal": portal_port}
 
     stopping = False
 
@@ -116,7 +126,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         deadline = time.monotonic() + 90
-        waiting = dict(ports)
+        waiting = dict(ports_to_wait)
         while waiting and not stopping and time.monotonic() < deadline:
             for name, port in list(waiting.items()):
                 if processes[name].poll() is not None:
@@ -130,6 +140,7 @@ def main() -> int:
             return 1
         if not stopping:
             print("\nICC platform is up:", file=sys.stderr)
+            print(f"  portal      http://127.0.0.1:{portal_port}/   (the pages: sign in as one of the people below)", file=sys.stderr)
             for name, port in ports.items():
                 print(f"  {name:<11} http://127.0.0.1:{port}/docs", file=sys.stderr)
             print(f"  dashboard   http://127.0.0.1:{ports['finance']}/dashboard", file=sys.stderr)

@@ -277,6 +277,30 @@ class Demo:
         print(f"\nloaded: {len(cities)} cities ({members} members), {len(events)} events, "
               f"{len(registrations)} registrations, {len(claims)} claims, 10 expert visits")
         print(f"dashboard: {URLS['finance']}/dashboard")
+        people_for_the_portal(claims, cities)
+
+
+def people_for_the_portal(claims: list[dict], cities: list[dict]) -> None:
+    """A delegate who has claims and their city's coordinator, as people who sign in to the portal
+    (the realm file's people hold network-wide roles; a city's people need the city's id)."""
+    from deploy.keycloak.admin import AdminError, KeycloakAdmin
+    from deploy.keycloak.local import LocalKeycloak
+
+    if not claims:
+        return
+    claim = claims[0]
+    city = next(c for c in cities if c["id"] == str(claim["city_id"]))
+    try:
+        with KeycloakAdmin(os.environ.get("KEYCLOAK_URL") or LocalKeycloak().url) as admin:
+            admin.upsert_user("delegate", claim["delegate_email"], ["delegate"], city_id=claim["city_id"], password="delegate-pass",
+                              first_name=claim["delegate_name"])
+            admin.upsert_user("coordinator", f"coordinator@{claim['delegate_email'].split('@')[1]}", ["coordinator"],
+                              city_id=claim["city_id"], password="coordinator-pass")
+    except (AdminError, httpx.HTTPError, OSError) as err:
+        print(f"(the portal's demo delegate was not created: {err}; the realm's staff can still sign in)", file=sys.stderr)
+        return
+    print(f"portal: http://127.0.0.1:8000/ — sign in as delegate / delegate-pass ({claim['delegate_name']}) or "
+          f"coordinator / coordinator-pass ({city['name']}), or as secretariat, organiser, finance (README)")
 
 
 def check(response: httpx.Response, doing: str) -> httpx.Response:

@@ -177,6 +177,52 @@ def service_manifests(service: str, port: int) -> list[dict[str, Any]]:
     return [deployment, svc, job, budget]
 
 
+PORTAL_PORT = 8000
+
+
+def portal_manifests(ports: dict[str, int]) -> list[dict[str, Any]]:
+    """The portal: pages over the services' APIs; no broker, no database, no migration. One replica:
+    browser sessions live in its memory (services/common/login.py)."""
+    labels = _labels("portal", "portal")
+    selector = {"app.kubernetes.io/name": "portal", "app.kubernetes.io/component": "portal"}
+    server = {
+        "name": "portal",
+        "image": IMAGE,
+        "command": ["python", "-m", "services.portal"],
+        "envFrom": [{"configMapRef": {"name": "icc-config"}}],
+        "env": [
+            {"name": "HTTP_PORT", "value": str(PORTAL_PORT)},
+            *({"name": f"{service.upper()}_URL", "value": f"http://{service}"} for service in ports),
+            _secret("OIDC_WEB_CLIENT_SECRET", "icc-oidc", "web-client-secret"),
+        ],
+        "ports": [{"name": "http", "containerPort": PORTAL_PORT}],
+        "startupProbe": _probe("/health", 2, 30),
+        "livenessProbe": _probe("/health", 20, 3),
+        "readinessProbe": _probe("/ready", 10, 3),
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "portal", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": labels}, "spec": _pod([server])},
+        },
+    }
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "portal", "labels": labels},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
+    return [deployment, svc]
+
+
 def kafka_topics() -> list[dict[str, Any]]:
     names = [*(topic.value for topic in Topic), *(dead_letter_topic(service) for service in SERVICES)]
     return [
@@ -256,7 +302,7 @@ def generated() -> dict[Path, str]:
     ports = _ports()
     return {
         K8S / "base" / "generated" / "services.yaml": _yaml(
-            [doc for service in SERVICES for doc in service_manifests(service, ports[service])],
+            [*(doc for service in SERVICES for doc in service_manifests(service, ports[service])), *portal_manifests(ports)],
             "deploy/manifests/__init__.py (service_manifests) and the services' settings",
         ),
         K8S / "base" / "generated" / "kafka-topics.yaml": _yaml(kafka_topics(), "contracts/topics.py"),
