@@ -294,7 +294,7 @@ def people_for_the_portal(claims: list[dict], cities: list[dict]) -> None:
         with KeycloakAdmin(os.environ.get("KEYCLOAK_URL") or LocalKeycloak().url) as admin:
             admin.upsert_user("delegate", claim["delegate_email"], ["delegate"], city_id=claim["city_id"], password="delegate-pass",
                               first_name=claim["delegate_name"])
-            admin.upsert_user("coordinator", f"coordinator@{claim['delegate_email'].split('@')[1]}", ["coordinator"],
+            admin.upsert_user("coordinator", f"coordinator@{claim['delegate_email'].split('@')[1]}", ["city_coordinator"],
                               city_id=claim["city_id"], password="coordinator-pass")
     except (AdminError, httpx.HTTPError, OSError) as err:
         print(f"(the portal's demo delegate was not created: {err}; the realm's staff can still sign in)", file=sys.stderr)
