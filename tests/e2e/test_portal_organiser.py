@@ -15,8 +15,12 @@ from tests.e2e.test_join_to_invoice import join
 from tests.support import eventually
 
 WORDS = {
-    "en": {"schedule": "Schedule an event", "submit": "Schedule", "funded": "Funded", "accept": "en-GB,en;q=0.9"},
-    "fr": {"schedule": "Planifier un événement", "submit": "Programmer", "funded": "Financé", "accept": "fr-FR,fr;q=0.9"},
+    "en": {"schedule": "Schedule an event", "submit": "Schedule", "funded": "Funded", "accept": "en-GB,en;q=0.9",
+           "cancel": "Cancel the event…", "confirm": "Yes, cancel the event", "cancelled": "Cancelled",
+           "back": "Back to the events"},
+    "fr": {"schedule": "Planifier un événement", "submit": "Programmer", "funded": "Financé", "accept": "fr-FR,fr;q=0.9",
+           "cancel": "Annuler l'événement…", "confirm": "Oui, annuler l'événement", "cancelled": "Annulé",
+           "back": "Retour aux événements"},
 }
 
 
@@ -95,4 +99,18 @@ async def test_an_organiser_schedules_an_event_sees_a_delegate_register_and_down
     with open(await download.path(), encoding="utf-8") as file:
         rows = list(csv.DictReader(io.StringIO(file.read())))
     assert [(r["participation"], r["delegate_name"], r["city_name"]) for r in rows] == [("funded", "Ingrid Berg", "Oslo")]
+
+    await page.get_by_role("link", name=words["back"]).click()
+    listed = page.get_by_test_id("events")
+    await listed.wait_for()
+    assert "Intercultural competence in public services" in await listed.inner_text()
+
+    # Cancelling asks first.
+    await page.get_by_role("link", name="Intercultural competence in public services").click()
+    await page.get_by_role("link", name=words["cancel"]).click()
+    await accessible(page, f"cancel the event ({lang})")
+    await page.get_by_role("button", name=words["confirm"]).click()
+    await page.wait_for_url(f"{portal_stack.url}/organiser/events/{event_id}")
+    assert words["cancelled"] in await page.get_by_test_id("status").inner_text()
+    assert (await portal_stack.staff["events"].get(f"/workshops/{event_id}")).json()["status"] == "cancelled"
     assert errors == []

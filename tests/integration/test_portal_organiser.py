@@ -172,6 +172,8 @@ async def test_the_secretariat_may_look_but_the_events_service_keeps_scheduling_
     refused = await portal.form("/organiser/events", event_form())
     assert refused.status_code == 403 and 'data-testid="refused"' in refused.text
     assert len((await staff.get("/workshops")).json()) == 1
+    missing = await portal.get(f"/organiser/events/{uuid4()}")
+    assert missing.status_code == 404 and "no event with id" in missing.text
 
     portal.sign_in("delegate", username="dora")
     assert (await portal.get("/organiser/events")).status_code == 403
