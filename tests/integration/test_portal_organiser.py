@@ -178,3 +178,30 @@ async def test_the_secretariat_may_look_but_the_events_service_keeps_scheduling_
     portal.sign_in("delegate", username="dora")
     assert (await portal.get("/organiser/events")).status_code == 403
     assert (await portal.get(f"{where}/participants.csv")).status_code == 403
+
+
+async def test_upcoming_and_past_events_and_a_past_one_cannot_be_changed(stack) -> None:
+    _, portal, _ = stack
+    portal.sign_in("organiser", username="olga")
+    day = timedelta(days=1)
+    over = await scheduled(portal, title="Recorded summit", kind="high_level_meeting",
+                           starts_on=str(today() - 10 * day), ends_on=str(today() - 9 * day))
+    await scheduled(portal, title="Running visit", kind="study_visit", starts_on=str(today() - day), ends_on=str(today() + day))
+    await scheduled(portal, title="Coming workshop")
+
+    def titles(html: str) -> list[str]:
+        """The events in the list's table (the notes above it name the events just scheduled)."""
+        table = html.split('data-testid="events"', 1)[1] if 'data-testid="events"' in html else ""
+        return [t for t in ("Recorded summit", "Running visit", "Coming workshop") if t in table]
+
+    assert titles((await portal.get("/organiser/events")).text) == ["Running visit", "Coming workshop"]  # upcoming by default
+    assert titles((await portal.get("/organiser/events", params={"when": "past"})).text) == ["Recorded summit"]
+    assert len(titles((await portal.get("/organiser/events", params={"when": "all"})).text)) == 3
+    assert titles((await portal.get("/organiser/events", params={"when": "all", "kind": "study_visit"})).text) == ["Running visit"]
+    paged = await portal.get("/organiser/events", params={"when": "all", "limit": 2})
+    assert titles(paged.text) == ["Recorded summit", "Running visit"] and 'rel="next"' in paged.text
+    second = await portal.get("/organiser/events", params={"when": "all", "limit": 2, "offset": 2})
+    assert titles(second.text) == ["Coming workshop"] and 'rel="prev"' in second.text and 'rel="next"' not in second.text
+
+    page = await portal.get(over)
+    assert "Recorded summit" in page.text and "/reschedule" not in page.text and f"{over}/cancel" not in page.text
