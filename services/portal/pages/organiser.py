@@ -15,9 +15,9 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from contracts.reference import iso_country_codes
 from services.common.auth import Principal, page
 from services.common.fields import today
-from contracts.reference import iso_country_codes
 from services.portal.i18n import _, country, day
 from services.portal.web import Api, Refused, done, menu_item, refused_form, render
 
@@ -51,11 +51,14 @@ def _words() -> dict[str, Any]:
             "participation": {k: _(v) for k, v in PARTICIPATION.items()}}
 
 
+def _unaccented(name: str) -> str:
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+
+
 def _countries() -> list[tuple[str, str]]:
-    """Every country, by its name in the person's language (accents ignored in the order)."""
+    """Every country, by its name in the person's language (Égypte among the E's)."""
     named = [(code, country(code)) for code in iso_country_codes()]
-    plain = lambda name: unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()  # noqa: E731
-    return [("", _("Choose a country"))] + sorted(named, key=lambda option: plain(option[1]))
+    return [("", _("Choose a country"))] + sorted(named, key=lambda option: _unaccented(option[1]))
 
 
 def _is_over(event: dict[str, Any]) -> bool:
