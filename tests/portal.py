@@ -82,4 +82,6 @@ async def portal_over(apps: dict[str, FastAPI], **settings: Any) -> AsyncIterato
 
 def text_of(html: str) -> str:
     """A page's visible words, roughly (tags dropped, spaces collapsed): for asserting what a person reads."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", "", html, flags=re.S))).strip()
+    from html import unescape
+
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", "", html, flags=re.S))).strip())

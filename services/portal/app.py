@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -19,6 +20,7 @@ from services.common.login import WebSessions, _local_path
 from services.common.logs import configure_logging
 from services.portal import i18n, pages
 from services.portal.settings import PortalSettings
+from services.portal.i18n import _
 from services.portal.web import Refused, ServiceUnavailable, render
 
 STATIC = Path(__file__).parent / "static"
@@ -108,6 +110,13 @@ def build_app(settings: PortalSettings | None = None, *, keys: auth.KeySource | 
     @app.exception_handler(Refused)
     async def refused(request: Request, err: Refused) -> Response:
         return render(request, "error.html", status=err.status, refused=err)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, err: RequestValidationError) -> Response:
+        # A page's address or form the browser mangled (an id that is no id, a page number that is
+        # no number): the person gets a page, not JSON. Forms the portal renders never do this.
+        return render(request, "error.html", status=404 if request.method == "GET" else 422,
+                      refused=Refused(404, _("This address is not one the portal knows. Go back to the front page.")))
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(request: Request, err: ServiceUnavailable) -> Response:

@@ -39,6 +39,14 @@ async def test_the_menu_follows_the_roles_and_the_language_is_chosen_and_remembe
         assert 'lang="en"' in page.text and "Welcome, fiona" in text_of(page.text)
 
 
+async def test_a_mangled_address_is_a_page_not_json() -> None:
+    async with portal_over({}) as portal:
+        portal.sign_in("organiser", username="olga", lang="fr")
+        answer = await portal.get("/organiser/events/not-a-uuid")
+        assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+        assert "Cette adresse n'est pas connue du portail" in text_of(answer.text)
+
+
 async def test_a_person_without_a_role_is_told_what_to_do() -> None:
     async with portal_over({}) as portal:
         portal.sign_in(username="nobody")
