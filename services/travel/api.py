@@ -146,6 +146,9 @@ _email = TypeAdapter(Email)
 
 def _owner(principal: Principal, fields: dict[str, str]) -> tuple[str, UUID]:
     """Whose receipt an upload is: the caller's own, or (a coordinator) one of their city's delegates'."""
+    if not fields.get("delegate_email") and not principal.has("delegate"):
+        raise Invalid("a coordinator uploads a receipt for one of their city's delegates: name them in delegate_email",
+                      code="receipt_owner", field="delegate_email")
     try:
         email = _email.validate_python(fields["delegate_email"]) if fields.get("delegate_email") else principal.email
     except ValidationError:

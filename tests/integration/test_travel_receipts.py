@@ -172,6 +172,8 @@ async def test_a_coordinator_uploads_for_their_city_s_delegate_and_a_delegate_on
     assert (not_hers.status_code, not_hers.json()["code"]) == (403, "not_yours")
     other_city = await travel.upload(PDF, travel.coordinator, delegate_email="ben@montreal.ca", city_id=str(uuid4()))
     assert other_city.status_code == 403
+    for_nobody = await travel.upload(PDF, travel.coordinator)  # a coordinator's own receipt would prove no claim
+    assert (for_nobody.status_code, for_nobody.json()["code"], for_nobody.json()["field"]) == (422, "receipt_owner", "delegate_email")
     no_city = STAND_IN.bearer("delegate", username="dora", email="dora@nowhere.example")
     assert (await travel.upload(PDF, no_city)).json()["code"] == "receipt_owner"
     assert await travel.count() == 1
