@@ -107,11 +107,11 @@ async def city_page(request: Request, api: Api, city_id: UUID, *, refused: Refus
                     failed: str = "") -> HTMLResponse:
     """The city's file; after a refused signature, the same page with the refusal next to that form."""
     city = await api.get("membership", f"/cities/{city_id}")
-    index: dict[str, Any] = {}
+    index: dict[str, Any] = {"result": None}
     try:
         index["result"] = await api.get("membership", f"/cities/{city_id}/index-result")
-    except Refused as nothing_yet:  # not analysed yet: membership says where it stands
-        index["pending"] = nothing_yet.message
+    except Refused:  # nothing analysed yet (a 404): the queue below says where its answers stand
+        pass
     queue = await api.get("membership", "/index-queue", limit=1000)
     index["waiting"] = next((entry for entry in queue if entry["city_id"] == str(city_id)), None)
     corrections = await api.get("membership", f"/cities/{city_id}/signature-corrections")
