@@ -87,7 +87,8 @@ async def record_application(request: Request, principal: Secretariat, api: Api)
         city = await api.post("membership", "/cities", body)
     except Refused as refused:
         return refused_form(request, "secretariat/application.html", refused, form=form)
-    return done(request, _("The application of %(name)s is recorded.") % {"name": city["name"]}, f"/secretariat/cities/{city['id']}")
+    return done(request, _("The application of %(name)s is recorded.") % {"name": city["name"]},
+                f"/secretariat/cities/{city['id']}")
 
 
 def journey(city: dict[str, Any], index: dict[str, Any]) -> list[dict[str, Any]]:
@@ -175,8 +176,8 @@ async def withdraw(request: Request, city_id: UUID, principal: Secretariat, api:
     except Refused as refused:
         return refused_form(request, "secretariat/withdrawal.html", refused, form=form,
                             city=await api.get("membership", f"/cities/{city_id}"))
-    return done(request, _("%(name)s withdraws: a member up to and including %(day)s.") % {"name": city["name"], "day": day(city["left_on"])},
-                f"/secretariat/cities/{city_id}")
+    text = _("%(name)s withdraws: a member up to and including %(day)s.") % {"name": city["name"], "day": day(city["left_on"])}
+    return done(request, text, f"/secretariat/cities/{city_id}")
 
 
 # --- the ICC INDEX ---------------------------------------------------------------------------------
@@ -202,8 +203,8 @@ async def submit_questionnaire(request: Request, city_id: UUID, principal: Secre
         return refused_form(request, "secretariat/questionnaire.html", refused, form=form,
                             city=await api.get("membership", f"/cities/{city_id}"),
                             questionnaire=await api.get("membership", "/index-questionnaire", version=form.get("version")))
-    return done(request, _("INDEX answers submitted: number %(position)s in the analysis queue.") % {"position": entry["position"]},
-                f"/secretariat/cities/{city_id}")
+    text = _("INDEX answers submitted: number %(position)s in the analysis queue.") % {"position": entry["position"]}
+    return done(request, text, f"/secretariat/cities/{city_id}")
 
 
 @router.get("/index-queue", response_class=HTMLResponse)
@@ -244,7 +245,8 @@ async def expert_visits(request: Request, principal: Reader, api: Api, city_id: 
         city_id = ""
     visits = await api.get("travel", "/expert-visits", city_id=city_id, status=status, limit=limit, offset=offset)
     return render(request, "secretariat/visits.html", visits=visits, cities=await city_names(api), city_id=city_id,
-                  chosen=status, status_options=options(VISIT_STATUSES, status_names()), status_names=status_names(), limit=limit, offset=offset)
+                  chosen=status, status_options=options(VISIT_STATUSES, status_names()), status_names=status_names(),
+                  limit=limit, offset=offset)
 
 
 @router.get("/expert-visits/new", response_class=HTMLResponse)
@@ -260,7 +262,8 @@ async def record_expert_visit(request: Request, principal: Secretariat, api: Api
     rows = [i for i in range(VISIT_LINES) if any(form.get(f"lines[{i}].{part}") for part in ("amount", "receipt", "traveller"))]
     lines = [{"kind": form.get(f"lines[{i}].kind", ""), "amount": form.get(f"lines[{i}].amount", ""),
               "currency": form.get(f"lines[{i}].currency", "").upper(), "spent_on": form.get(f"lines[{i}].spent_on", ""),
-              "receipt": blank_is_none(form.get(f"lines[{i}].receipt")), "traveller": blank_is_none(form.get(f"lines[{i}].traveller"))}
+              "receipt": blank_is_none(form.get(f"lines[{i}].receipt")),
+              "traveller": blank_is_none(form.get(f"lines[{i}].traveller"))}
              for i in rows]
     body = {"city_id": form.get("city_id", ""), "visit_date": form.get("visit_date", ""), "nights": form.get("nights") or 0,
             "travellers": form.get("travellers") or 2, "lines": lines}
@@ -270,8 +273,8 @@ async def record_expert_visit(request: Request, principal: Secretariat, api: Api
         refused.errors = {renumbered(name, rows): text for name, text in refused.errors.items()}
         return refused_form(request, "secretariat/visit_form.html", refused, form=form, cities=await city_names(api),
                             lines=range(VISIT_LINES), kind_options=kind_options())
-    return done(request, _("The expert visit to %(name)s on %(day)s is recorded.") % {"name": visit["city_name"], "day": day(visit["visit_date"])},
-                f"/secretariat/expert-visits?city_id={visit['city_id']}")
+    text = _("The expert visit to %(name)s on %(day)s is recorded.") % {"name": visit["city_name"], "day": day(visit["visit_date"])}
+    return done(request, text, f"/secretariat/expert-visits?city_id={visit['city_id']}")
 
 
 def renumbered(name: str, rows: list[int]) -> str:
