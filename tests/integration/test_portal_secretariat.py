@@ -102,6 +102,10 @@ async def test_a_refused_application_is_shown_next_to_its_field_and_writes_nothi
     assert 'value="Oslo"' in answer.text  # the form as it was filled
     assert (await stage.membership.get("/cities")).json() == []
 
+    stage.portal.sign_in("secretariat", username="sam", lang="fr")  # the same refusal, in French
+    answer = await stage.portal.form("/secretariat/cities", {**OSLO, "population": "0"})
+    assert 'data-testid="error-population"' in answer.text and "Certains champs sont à corriger." in text_of(answer.text)
+
 
 async def test_signatures_refused_in_the_future_or_twice_say_so_beside_the_form(stage) -> None:
     city_id = await stage.apply()
@@ -116,6 +120,23 @@ async def test_signatures_refused_in_the_future_or_twice_say_so_beside_the_form(
     twice = await stage.sign(city_id, "statement-of-intent", "2026-02-02")
     assert twice.status_code == 409 and 'data-testid="refused"' in twice.text
     assert (await stage.membership.get(f"/cities/{city_id}")).json()["statement_signed_on"] == "2026-02-01"
+
+
+async def test_a_mistyped_signature_date_is_corrected_with_a_reason(stage) -> None:
+    city_id = await stage.member()
+    no_reason = await stage.portal.form(f"/secretariat/cities/{city_id}/signature-corrections",
+                                        {"document": "financial_agreement", "signed_on": "2026-03-10", "reason": ""})
+    assert no_reason.status_code == 422 and 'data-testid="error-reason"' in no_reason.text
+    assert 'data-testid="error-statement_of_intent"' not in no_reason.text
+    assert (await stage.membership.get(f"/cities/{city_id}")).json()["joined_on"] == "2026-03-15"
+
+    corrected = await stage.portal.form(f"/secretariat/cities/{city_id}/signature-corrections",
+                                        {"document": "financial_agreement", "signed_on": "2026-03-10", "reason": "typed 15 for 10"})
+    assert corrected.status_code == 303
+    page = await stage.page(f"/secretariat/cities/{city_id}")
+    assert "Signature date corrected: Oslo is a member since Mar 10, 2026." in page
+    assert "Mar 15, 2026 → Mar 10, 2026 (typed 15 for 10" in page
+    assert (await stage.membership.get(f"/cities/{city_id}")).json()["joined_on"] == "2026-03-10"
 
 
 async def test_index_answers_are_checked_queued_and_analysed(stage) -> None:

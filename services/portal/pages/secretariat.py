@@ -43,6 +43,10 @@ def kind_options() -> list[tuple[str, str]]:
     return [("transport", _("Transport")), ("visa", _("Visa fees")), ("local_transport", _("Local transport"))]
 
 
+def document_options() -> list[tuple[str, str]]:
+    return [("statement_of_intent", _("Statement of intent")), ("financial_agreement", _("Financial agreement"))]
+
+
 def options(values: tuple[str, ...], names: dict[str, str]) -> list[tuple[str, str]]:
     """A filter's choices: all, then each value by its name."""
     return [("", _("All"))] + [(value, names[value]) for value in values]
@@ -121,7 +125,7 @@ async def city_page(request: Request, api: Api, city_id: UUID, *, refused: Refus
     except ServiceUnavailable:  # the city's file still shows; its visits' costs say they are unavailable
         visits = None
     context = dict(city=city, index=index, corrections=corrections, visits=visits, steps=journey(city, index),
-                   status_names=status_names(), failed=failed)
+                   status_names=status_names(), failed=failed, documents=document_options())
     if refused is not None:
         return refused_form(request, "secretariat/city.html", refused, form=form or {}, **context)
     return render(request, "secretariat/city.html", **context)
@@ -155,6 +159,18 @@ async def sign_statement(request: Request, city_id: UUID, principal: Secretariat
 @router.post("/cities/{city_id}/financial-agreement", response_class=HTMLResponse)
 async def sign_agreement(request: Request, city_id: UUID, principal: Secretariat, api: Api) -> Response:
     return await sign(request, api, city_id, "financial_agreement")
+
+
+@router.post("/cities/{city_id}/signature-corrections", response_class=HTMLResponse)
+async def correct_signature(request: Request, city_id: UUID, principal: Secretariat, api: Api) -> Response:
+    form = await form_of(request)
+    body = {"document": form.get("document", ""), "signed_on": form.get("signed_on", ""), "reason": form.get("reason", "")}
+    try:
+        city = await api.post("membership", f"/cities/{city_id}/signature-corrections", body)
+    except Refused as refused:
+        return await city_page(request, api, city_id, refused=refused, form=form, failed="correction")
+    text = _("Signature date corrected: %(name)s is a member since %(day)s.") % {"name": city["name"], "day": day(city["joined_on"])}
+    return done(request, text, f"/secretariat/cities/{city_id}")
 
 
 # --- withdrawal ------------------------------------------------------------------------------------
