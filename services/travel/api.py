@@ -4,18 +4,20 @@ from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import TypeAdapter, ValidationError
 
 from services.common.api import Limit, Offset, today
 from services.common.auth import Principal, Scope, require
-from services.common.fields import Country, Currency
-from services.common.refusals import NotFound
+from services.common.fields import Country, Currency, Email
+from services.common.refusals import Invalid, NotFound, NotYours
 from services.common.runtime import get_unit_of_work
-from services.travel import handlers
+from services.travel import handlers, receipts
 from services.travel.db import TravelUnitOfWork
 from services.travel.schemas import (
     AllowanceRateIn,
     AllowanceRateView,
+    ClaimQuote,
     ClaimRequest,
     ClaimStatusName,
     ClaimView,
@@ -23,8 +25,10 @@ from services.travel.schemas import (
     ExchangeRateView,
     ExpertVisitRequest,
     ExpertVisitView,
+    ReceiptView,
     StayIn,
 )
+from services.travel.uploads import read_upload
 
 router = APIRouter(tags=["travel"])
 UoW = Annotated[TravelUnitOfWork, Depends(get_unit_of_work)]
@@ -63,6 +67,15 @@ async def submit_claim(request: ClaimRequest, uow: UoW, principal: Claimant) -> 
     caller's own registration (a delegate) or one of their city's (a coordinator)."""
     async with uow:
         return ClaimView.of(await handlers.submit_claim(uow, request.registration_id, request.stay(), today(), _may_act(principal)))
+
+
+@router.post("/claims/quote", summary="Price a claim as submitting it would, storing nothing")
+async def quote_claim(request: ClaimRequest, uow: UoW, principal: Claimant) -> ClaimQuote:
+    """The same body, checks and pricing as `POST /claims`: the lines with their explanations, the
+    totals, funded or not; or exactly the refusal submitting would give. Nothing is stored and no
+    event is published (a claim submitted later is priced again, with the rates and quota of its day)."""
+    async with uow:
+        return ClaimQuote.of(await handlers.quote_claim(uow, request.registration_id, request.stay(), today(), _may_act(principal)))
 
 
 @router.post("/claims/{claim_id}/amendment", summary="Amend a claim finance has not decided yet")
@@ -106,6 +119,97 @@ async def list_claims(
             **_claims_scope(principal.scope()),
         )
         return [ClaimView.of(claim) for claim in claims]
+
+
+# --- receipts -----------------------------------------------------------------------------
+# Proof of payment as a file, for a claim's lines (`receipt_id`). Uploaded by the delegate, or by
+# their city's coordinator for them; read by them and by finance, the secretariat and the auditor.
+
+RECEIPT_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "format": "binary", "description": "the receipt: PDF, JPEG or PNG (by content)"},
+                "delegate_email": {"type": "string", "format": "email",
+                                   "description": "whose receipt (a coordinator uploading for a delegate); default: yours"},
+                "city_id": {"type": "string", "format": "uuid", "description": "the delegate's city; default: yours"},
+            },
+        }}},
+    },
+}
+FILE = {"content": {mime: {} for mime in receipts.ACCEPTED}, "description": "the receipt's bytes"}
+_email = TypeAdapter(Email)
+
+
+def _owner(principal: Principal, fields: dict[str, str]) -> tuple[str, UUID]:
+    """Whose receipt an upload is: the caller's own, or (a coordinator) one of their city's delegates'."""
+    try:
+        email = _email.validate_python(fields["delegate_email"]) if fields.get("delegate_email") else principal.email
+    except ValidationError:
+        raise Invalid("delegate_email is not an e-mail address", code="invalid_email", field="delegate_email") from None
+    try:
+        city_id = UUID(fields["city_id"]) if fields.get("city_id") else principal.city_id
+    except ValueError:
+        raise Invalid("city_id is not a UUID", code="invalid_city_id", field="city_id") from None
+    if email is None or city_id is None:
+        raise Invalid("say whose receipt this is: delegate_email and city_id (your token names no "
+                      + ("e-mail address)" if email is None else "city)"), code="receipt_owner", field="delegate_email")
+    if not principal.scope().covers(city_id=city_id, email=email):
+        raise NotYours("a delegate uploads their own receipts, a coordinator those of their city's delegates",
+                       code="not_yours", field="delegate_email")
+    return email, city_id
+
+
+@router.post("/receipts", status_code=201, summary="Upload a receipt (PDF, JPEG or PNG) for one's own claims",
+             openapi_extra=RECEIPT_FORM, responses={200: {"model": ReceiptView, "description": "the same file was already uploaded"}})
+async def upload_receipt(request: Request, response: Response, uow: UoW, principal: Claimant) -> ReceiptView:
+    """multipart/form-data with the file in `file`. Accepted when its content is a PDF, JPEG or PNG
+    (whatever its name or declared type), not empty, and at most `RECEIPT_MAX_BYTES` (5 MiB by
+    default); else 422 `receipt_type`, `receipt_empty`, `receipt_too_large`, and nothing is kept.
+    201 with the receipt's id and SHA-256; the same bytes uploaded again for the same delegate give
+    back the receipt already kept (200). A claim's line names it as `receipt_id`."""
+    max_bytes = request.app.state.runtime.settings.receipt_max_bytes
+    upload = await read_upload(request, file_field="file", max_bytes=max_bytes, too_large=lambda: receipts.too_large(max_bytes))
+    email, city_id = _owner(principal, upload.fields)
+    async with uow:
+        receipt, new = await handlers.upload_receipt(uow, upload.content, upload.filename, owner_email=email, city_id=city_id,
+                                                     uploaded_by=principal.username, max_bytes=max_bytes)
+        if not new:
+            response.status_code = 200
+        return ReceiptView.of(receipt)
+
+
+async def _receipt(uow: TravelUnitOfWork, receipt_id: UUID, principal: Principal, *, with_content: bool = False):
+    receipt = await uow.receipts.get(receipt_id, with_content=with_content)
+    if receipt is None or not principal.scope().covers(city_id=receipt.city_id, email=receipt.owner_email):
+        raise NotFound(f"no receipt with id {receipt_id}", code="no_receipt")
+    return receipt
+
+
+@router.get("/receipts/{receipt_id}", summary="A receipt's file, as a download", response_class=Response, responses={200: FILE})
+async def get_receipt(receipt_id: UUID, uow: UoW, principal: ClaimReader) -> Response:
+    """The delegate's own, their city's for a coordinator, any for finance, the secretariat and the
+    auditor; another's answers 404, as one that does not exist. Always an attachment of an accepted
+    type, never rendered by the browser as a page."""
+    async with uow:
+        receipt = await _receipt(uow, receipt_id, principal, with_content=True)
+        content, media_type = receipt.content, receipt.content_type
+    media_type = media_type if media_type in receipts.ACCEPTED else "application/octet-stream"
+    return Response(content, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="receipt-{receipt_id}.{receipts.ACCEPTED.get(media_type, "bin")}"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'",
+        "Cache-Control": "private, no-store",
+    })
+
+
+@router.get("/receipts/{receipt_id}/meta", summary="A receipt's type, size, checksum and name")
+async def get_receipt_meta(receipt_id: UUID, uow: UoW, principal: ClaimReader) -> ReceiptView:
+    async with uow:
+        return ReceiptView.of(await _receipt(uow, receipt_id, principal))
 
 
 # --- expert visits ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Date,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -21,7 +22,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import foreign, registry, relationship
+from sqlalchemy.orm import deferred, foreign, registry, relationship, undefer
 
 from contracts.events import (
     DelegateRegistered,
@@ -54,6 +55,7 @@ from services.travel.domain import (
     TravelClaim,
     plain,
 )
+from services.travel.receipts import Receipt
 
 mapper = registry()
 
@@ -172,6 +174,7 @@ claim_lines = Table(
     Column("rule", String(60), nullable=False),
     Column("explanation", Text, nullable=False),
     Column("traveller", String(200)),
+    Column("receipt_id", Uuid),  # an uploaded receipt (a delegate's claim line)
 )
 claim_decisions = Table(
     "claim_decisions",
@@ -184,6 +187,23 @@ claim_decisions = Table(
     Column("paid_on", Date),
     Column("recorded_at", UtcDateTime, nullable=False),
 )
+# Receipts uploaded as files (services/travel/receipts.py): the bytes stay in the service's own
+# database, with their checksum; one row per owner and content (an upload again finds it).
+receipts = Table(
+    "receipts",
+    mapper.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("content_type", String(40), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("filename", String(200)),
+    Column("owner_email", String(320), nullable=False),
+    Column("city_id", Uuid, nullable=False),
+    Column("uploaded_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    UniqueConstraint("city_id", "owner_email", "sha256", name="uq_receipts_owner_sha256"),
+)
 
 mapper.map_imperatively(KnownCity, known_cities)
 mapper.map_imperatively(KnownEvent, known_events)
@@ -192,6 +212,8 @@ mapper.map_imperatively(AllowanceRate, allowance_rates)
 mapper.map_imperatively(ExchangeRate, exchange_rates)
 mapper.map_imperatively(ClaimLine, claim_lines)
 mapper.map_imperatively(Decision, claim_decisions)
+# The bytes are loaded only to be served: checks of ownership and the metadata leave them out.
+mapper.map_imperatively(Receipt, receipts, properties={"content": deferred(receipts.c.content)})
 
 
 def _owned(table: Table, child: type, order: Column, name: str) -> Any:
@@ -344,6 +366,27 @@ class ExpertVisits(Keyed[ExpertVisit]):
         return list(await self.session.scalars(query))
 
 
+class Receipts:
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def add(self, receipt: Receipt) -> None:
+        self.session.add(receipt)
+
+    async def get(self, receipt_id: UUID, *, with_content: bool = False) -> Receipt | None:
+        query = select(Receipt).where(receipts.c.id == receipt_id)
+        return await self.session.scalar(query.options(undefer(Receipt.content)) if with_content else query)
+
+    async def of_owner(self, city_id: UUID, owner_email: str, sha256: str) -> Receipt | None:
+        """The owner's receipt with these bytes, if they uploaded them before."""
+        return await self.session.scalar(select(Receipt).where(
+            receipts.c.city_id == city_id, receipts.c.owner_email == owner_email.lower(), receipts.c.sha256 == sha256))
+
+    async def among(self, ids: set[UUID]) -> dict[UUID, Receipt]:
+        """The receipts with these ids (without their bytes): those a claim's lines name."""
+        return {receipt.id: receipt for receipt in await self.session.scalars(select(Receipt).where(receipts.c.id.in_(ids)))}
+
+
 REGISTRATION_EVENTS = (DelegateRegistered, RegistrationCancelled, RegistrationPromoted, RegistrationFundingChanged)
 DECISIONS = (ReimbursementApproved, ReimbursementHeld, ReimbursementPaid, ReimbursementRejected)
 
@@ -356,6 +399,7 @@ class TravelUnitOfWork(UnitOfWork):
         self.registrations = Keyed(self.session, Registration, registrations.c.registration_id)
         self.claims = Claims(self.session)
         self.expert_visits = ExpertVisits(self.session)
+        self.receipts = Receipts(self.session)
         self.allowance_rates = DatedRates(self.session, AllowanceRate, allowance_rates, "country", "valid_from", "eur_per_night")
         self.exchange_rates = DatedRates(self.session, ExchangeRate, exchange_rates, "currency", "quoted_on", "units_per_eur")
         return self

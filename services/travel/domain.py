@@ -18,6 +18,7 @@ from contracts.events import ExpertVisitClaimed, TravelClaimAmended, TravelClaim
 from contracts.members import CityFacts
 from contracts.money import EUR, to_cents
 from services.common.refusals import Conflict, Invalid
+from services.travel.receipts import Receipt
 
 ZERO = Decimal("0.00")
 CLAIM_WINDOW = timedelta(days=60)  # [rule] claims close 60 days after the event's last day
@@ -118,10 +119,14 @@ def to_eur(amount: Decimal, rate: ExchangeRate) -> Decimal:
     return to_cents(amount / rate.units_per_eur)
 
 
+def _line_words(expense: "Expense", position: int) -> str:
+    return f"line {position} ({KIND_NAMES[expense.kind].lower()}, {expense.amount:.2f} {expense.currency} spent on {expense.spent_on})"
+
+
 def usable_rate(expense: "Expense", position: int, rate: ExchangeRate | None) -> ExchangeRate:
     """[rule] The latest stored rate on or before the expense date, at most 31 days older; else
     the line cannot be priced and the claim is refused, naming the line (never a guessed rate)."""
-    line = f"line {position} ({KIND_NAMES[expense.kind].lower()}, {expense.amount:.2f} {expense.currency} spent on {expense.spent_on})"
+    line = _line_words(expense, position)
     missing = {"code": "rate_missing", "field": f"lines[{position - 1}].currency"}
     if rate is None:
         raise Invalid(
@@ -199,10 +204,11 @@ class Expense:
     spent_on: date
     receipt: str | None = None
     traveller: str | None = None
+    receipt_id: UUID | None = None  # an uploaded receipt (POST /receipts): the delegate's own
 
     @property
     def proven(self) -> bool:
-        return bool(self.receipt and self.receipt.strip())
+        return bool(self.receipt and self.receipt.strip()) or self.receipt_id is not None
 
 
 @dataclass(eq=False)
@@ -227,6 +233,7 @@ class ClaimLine:
     units_per_eur: Decimal | None = None  # None: the amount was in EUR, or is the allowance
     rate_on: date | None = None  # the exchange rate's date, or the allowance rate's valid_from
     traveller: str | None = None
+    receipt_id: UUID | None = None
 
     @property
     def blocked(self) -> Decimal:
@@ -274,6 +281,7 @@ def expense_line(
         units_per_eur=rate.units_per_eur if rate else None,
         rate_on=rate.quoted_on if rate else None,
         traveller=expense.traveller,
+        receipt_id=expense.receipt_id,
     )
 
 
@@ -522,6 +530,20 @@ def check_claimable(registration: Registration, city: KnownCity, event: KnownEve
             f"claims for '{event.title}' closed on {event.claims_close_on}, {CLAIM_WINDOW.days} days after it ended on {event.ends_on}",
             code="claim_window_closed",
         )
+
+
+def check_receipts(expenses: list[Expense], receipts: dict[UUID, Receipt], city_id: UUID, delegate_email: str) -> None:
+    """[rule] A line's uploaded receipt must be the claimant's own: uploaded by or for the delegate
+    (their address, in their city). Another's, or none at all, is refused alike, naming the line."""
+    for position, expense in enumerate(expenses, start=1):
+        receipt = receipts.get(expense.receipt_id) if expense.receipt_id else None
+        if expense.receipt_id and (receipt is None or not receipt.belongs_to(city_id, delegate_email)):
+            raise Invalid(
+                f"{_line_words(expense, position)}: receipt {expense.receipt_id} is not one of {delegate_email}'s "
+                "uploaded receipts; upload the file with POST /receipts (as the delegate, or their city's coordinator "
+                "for them) and give the id it answers",
+                code="receipt_unknown", field=f"lines[{position - 1}].receipt_id",
+            )
 
 
 def check_no_claim_yet(latest: TravelClaim | None) -> None:

@@ -25,7 +25,7 @@ from contracts.money import EUR
 from services.common.db import utcnow
 from services.common.members import membership_handlers
 from services.common.refusals import Conflict, NotFound, NotYetKnown
-from services.travel import domain
+from services.travel import domain, receipts
 from services.travel.db import TravelUnitOfWork
 from services.travel.domain import (
     AllowanceRate,
@@ -41,6 +41,7 @@ from services.travel.domain import (
     Stay,
     TravelClaim,
 )
+from services.travel.receipts import Receipt
 
 log = logging.getLogger("icc.travel")
 
@@ -66,9 +67,12 @@ def _anyone(city_id: UUID, email: str) -> bool:
     return True
 
 
-async def _claimant(uow: TravelUnitOfWork, registration_id: UUID, may_act: MayAct = _anyone) -> tuple[Registration, KnownCity, KnownEvent]:
+async def _claimant(
+    uow: TravelUnitOfWork, registration_id: UUID, may_act: MayAct = _anyone, *, lock: bool = True,
+) -> tuple[Registration, KnownCity, KnownEvent]:
     """The registration, its city and its event, the event locked: the city's funded places for it
-    are counted one claim at a time (PostgreSQL row lock; SQLite serialises writers anyway)."""
+    are counted one claim at a time (PostgreSQL row lock; SQLite serialises writers anyway). A quote
+    counts them without the lock: it takes no place."""
     registration = await uow.registrations.get(registration_id)
     if registration is None:
         # Most likely events' DelegateRegistered has not reached travel yet: worth a retry.
@@ -76,7 +80,7 @@ async def _claimant(uow: TravelUnitOfWork, registration_id: UUID, may_act: MayAc
     if not may_act(registration.city_id, registration.delegate_email):
         raise NotFound(f"no registration {registration_id} of yours (a delegate claims for their own, a coordinator "
                        f"for their city's delegates)", code="not_found")
-    event = await uow.workshops.get(registration.workshop_id, for_update=True)
+    event = await uow.workshops.get(registration.workshop_id, for_update=lock)
     if event is None:
         raise NotYetKnown(f"the event {registration.workshop_id} of registration {registration_id} is not known to travel yet")
     city = await uow.cities.get(registration.city_id)
@@ -96,20 +100,39 @@ async def _record(uow: TravelUnitOfWork, claim: TravelClaim, duplicate: str) -> 
     return claim
 
 
-async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
-    registration, city, event = await _claimant(uow, registration_id, may_act)
+async def _check_receipts(uow: TravelUnitOfWork, stay: Stay, city_id: UUID, delegate_email: str) -> None:
+    """The uploaded receipts the lines name are the claimant's own (see domain.check_receipts)."""
+    if named := {expense.receipt_id for expense in stay.expenses if expense.receipt_id}:
+        domain.check_receipts(stay.expenses, await uow.receipts.among(named), city_id, delegate_email)
+
+
+async def _priced(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date, may_act: MayAct, *, lock: bool) -> TravelClaim:
+    """A new claim decided as submitting it would: every check, the same pricing; not yet recorded."""
+    registration, city, event = await _claimant(uow, registration_id, may_act, lock=lock)
     domain.check_no_claim_yet(await uow.claims.latest_for(registration_id))
-    claim = domain.submit_claim(
+    await _check_receipts(uow, stay, registration.city_id, registration.delegate_email)
+    return domain.submit_claim(
         registration, city, event, stay, await _rates(uow, event, stay),
         coe_funded_claims=await uow.claims.using_funded_quota(event.workshop_id, city.city_id), today=today,
     )
+
+
+async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
+    claim = await _priced(uow, registration_id, stay, today, may_act, lock=True)
     return await _record(uow, claim, f"registration {registration_id} already has a claim: one claim per delegate and event")
+
+
+async def quote_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
+    """What submitting would decide today (or the refusal it would give), stored nowhere, published
+    nowhere: the caller's unit of work is left to roll back."""
+    return await _priced(uow, registration_id, stay, today, may_act, lock=False)
 
 
 async def resubmit_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
     rejected = await uow.claims.get_one(claim_id, may_act)
     registration, city, event = await _claimant(uow, rejected.registration_id)
     domain.check_resubmittable(rejected, await uow.claims.superseding(claim_id))
+    await _check_receipts(uow, stay, registration.city_id, registration.delegate_email)
     claim = domain.submit_claim(
         registration, city, event, stay, await _rates(uow, event, stay),
         coe_funded_claims=await uow.claims.using_funded_quota(event.workshop_id, city.city_id), today=today, rejected=rejected,
@@ -120,6 +143,7 @@ async def resubmit_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, toda
 async def amend_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:
     # Locked, so that finance's decision arriving meanwhile is applied after the amendment, not lost.
     claim = await uow.claims.get_one(claim_id, may_act, for_update=True)
+    await _check_receipts(uow, stay, claim.city_id, claim.delegate_email)
     event, city = await uow.workshops.get(claim.workshop_id), await uow.cities.get(claim.city_id)
     replaced = list(claim.lines)
     amended = claim.amend(city, event, stay, await _rates(uow, event, stay), today)
@@ -127,6 +151,29 @@ async def amend_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: 
     uow.emit(amended)
     await uow.commit()
     return claim
+
+
+async def upload_receipt(
+    uow: TravelUnitOfWork, content: bytes, filename: str | None, *, owner_email: str, city_id: UUID, uploaded_by: str,
+    max_bytes: int,
+) -> tuple[Receipt, bool]:
+    """Keep an uploaded file as the owner's receipt, or give back the one they already uploaded with
+    the same bytes. Returns it and whether it is new. Refused (nothing stored) unless PDF, JPEG or PNG."""
+    receipt = receipts.new_receipt(content, filename, owner_email=owner_email, city_id=city_id, uploaded_by=uploaded_by,
+                                   max_bytes=max_bytes, now=utcnow())
+    if existing := await uow.receipts.of_owner(city_id, owner_email, receipt.sha256):
+        return existing, False
+    uow.receipts.add(receipt)
+    uow.audit("ReceiptUploaded", receipt.id, details={
+        "sha256": receipt.sha256, "size": receipt.size, "content_type": receipt.content_type, "city_id": str(city_id)})
+    try:
+        await uow.commit()
+    except IntegrityError:  # the same file sent twice at once: the unique key kept the first
+        await uow.session.rollback()
+        if existing := await uow.receipts.of_owner(city_id, owner_email, receipt.sha256):
+            return existing, False
+        raise
+    return receipt, True
 
 
 async def claim_expert_visit(

@@ -22,6 +22,7 @@ from services.travel.domain import (
     TravelClaim,
     plain,
 )
+from services.travel.receipts import Receipt
 
 STAY_EXAMPLE = {
     "nights": 3,
@@ -36,7 +37,7 @@ STAY_EXAMPLE = {
 # --- requests -----------------------------------------------------------------------------
 
 
-class ExpenseIn(BaseModel):
+class LineIn(BaseModel):
     kind: ExpenseKind
     amount: Amount = Field(description="in `currency`, at most two decimals, e.g. \"4580.00\"")
     currency: Currency = Field(description="ISO 4217 code; converted to EUR at the stored rate of `spent_on`")
@@ -46,10 +47,21 @@ class ExpenseIn(BaseModel):
     @field_validator("receipt")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:  # PostgreSQL cannot store it in a text column
+            raise ValueError("must not contain a NUL character")
         return value.strip() or None if value is not None else None
 
+
+class ExpenseIn(LineIn):
+    """A delegate's expense: its proof of payment is a reference (`receipt`), an uploaded file
+    (`receipt_id`), or both; transport without either is kept on the claim but not reimbursed."""
+
+    receipt_id: UUID | None = Field(
+        default=None, description="a receipt the delegate (or their coordinator) uploaded with POST /receipts: "
+        "the claimant's own, else 422 naming the line")
+
     def expense(self) -> Expense:
-        return Expense(self.kind, self.amount, self.currency, self.spent_on, self.receipt)
+        return Expense(self.kind, self.amount, self.currency, self.spent_on, self.receipt, receipt_id=self.receipt_id)
 
 
 class StayIn(BaseModel):
@@ -75,7 +87,7 @@ class ClaimRequest(StayIn):
     registration_id: UUID
 
 
-class ExpertExpenseIn(ExpenseIn):
+class ExpertExpenseIn(LineIn):
     traveller: str | None = Field(default=None, max_length=200, description="e.g. \"expert\" or \"CoE representative\"")
 
     def expense(self) -> Expense:
@@ -120,6 +132,7 @@ class LineView(BaseModel):
     rule: str
     explanation: str
     traveller: str | None = None
+    receipt_id: UUID | None = Field(default=None, description="the uploaded receipt (GET /receipts/{id}) proving it")
 
     @classmethod
     def of(cls, line: ClaimLine) -> "LineView":
@@ -138,6 +151,7 @@ class LineView(BaseModel):
             rule=line.rule,
             explanation=line.explanation,
             traveller=line.traveller,
+            receipt_id=line.receipt_id,
         )
 
 
@@ -193,6 +207,48 @@ class ClaimView(BaseModel):
             lines=[LineView.of(line) for line in claim.lines],
             decisions=[DecisionView.of(decision) for decision in claim.decisions],
         )
+
+
+class ClaimQuote(BaseModel):
+    """A claim priced as `POST /claims` would decide it today, stored nowhere: no id, no status."""
+
+    registration_id: UUID
+    workshop_id: UUID
+    city_id: UUID
+    delegate_name: str
+    delegate_email: str
+    european: bool = Field(description="the city's country was a Council of Europe member on the event's first day")
+    funded: bool = Field(description="within the city's funded quota, counting the claims already funded")
+    funding: str = Field(description="the funding rule the lines are decided under")
+    event_year: int
+    priced_on: date = Field(description="today: a claim submitted later is priced with the rates and quota of its day")
+    claimed: Money = Field(description="every line in EUR")
+    coe_funded: Money
+    city_borne: Money
+    blocked: Money = Field(description="not reimbursed: transport without proof of payment")
+    lines: list[LineView]
+
+    @classmethod
+    def of(cls, claim: TravelClaim) -> "ClaimQuote":
+        return cls(
+            **{name: getattr(claim, name) for name in cls.model_fields if name not in ("lines", "priced_on")},
+            priced_on=claim.submitted_on,
+            lines=[LineView.of(line) for line in claim.lines],
+        )
+
+
+class ReceiptView(BaseModel):
+    id: UUID
+    sha256: str = Field(description="SHA-256 of the bytes, hex: compare with your file's to check the upload")
+    content_type: Literal["application/pdf", "image/jpeg", "image/png"] = Field(description="judged by the file's content")
+    size: int = Field(description="bytes")
+    filename: str | None = Field(description="the uploaded file's name, for display only")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, receipt: Receipt) -> "ReceiptView":
+        return cls(id=receipt.id, sha256=receipt.sha256, content_type=receipt.content_type, size=receipt.size,
+                   filename=receipt.filename, created_at=receipt.created_at)
 
 
 class ExpertVisitView(BaseModel):
