@@ -129,7 +129,7 @@ async def claims(request: Request, principal: Person, api: Api, status: str = ""
     status = status if status in CLAIM_STATUSES else ""
     found = await api.get("travel", "/claims", status=status, limit=limit, offset=offset)
     titles = await _titles(api, {c["workshop_id"] for c in found})
-    return render(request, "delegate/claims.html", claims=found, titles=titles, status=status, statuses=CLAIM_STATUSES,
+    return render(request, "delegate/claims.html", claims=found, titles=titles, chosen=status, statuses=CLAIM_STATUSES,
                   limit=limit, offset=offset)
 
 
