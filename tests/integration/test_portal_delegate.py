@@ -139,7 +139,11 @@ async def test_a_delegate_registers_sends_a_priced_claim_with_a_receipt_and_down
 
         portal.sign_in("delegate", username="ana", email="ana@ghent.be", city_id=city, lang="fr")
         page = await portal.get(f"/delegate/claims/{claim['id']}")
-        assert 'lang="fr"' in page.text and "Soumise" in text_of(page.text) and "632,50 €" in text_of(page.text)
+        text = text_of(page.text)
+        assert 'lang="fr"' in page.text and "Soumise" in text and "632,50 €" in text
+        # each line's rule in French, travel's own sentence beside it (marked English)
+        assert "Financé par le Conseil de l’Europe : délégué·e d’une ville membre européenne" in text
+        assert f'<small lang="en">{claim["lines"][0]["explanation"]}</small>' in page.text
 
 
 async def test_a_wrong_file_or_a_too_large_one_is_refused_next_to_its_line_and_nothing_is_stored(stage) -> None:
