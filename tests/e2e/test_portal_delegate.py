@@ -22,7 +22,8 @@ WORDS = {
     "en": {"register": "Register for this event", "funded": "Registered, funded", "claim": "Claim travel costs",
            "quote": "See what will be reimbursed", "refused": "send a PDF, JPEG or PNG file", "send": "Send the claim",
            "sent": "Your claim is sent to finance.", "approved": "Approved", "paid": "Paid",            "receipt": "Receipt file"},
-    "fr": {"register": "S’inscrire à cet événement", "funded": "Inscrit·e, financé·e", "claim": "Demander le remboursement des frais",
+    "fr": {"register": "S’inscrire à cet événement", "funded": "Inscrit·e, financé·e",
+           "claim": "Demander le remboursement des frais",
            "quote": "Voir ce qui sera remboursé", "refused": "envoyez un fichier PDF, JPEG ou PNG", "send": "Envoyer la demande",
            "sent": "Votre demande est transmise au service financier.", "approved": "Approuvée", "paid": "Payée",
            "receipt": "Fichier justificatif"},
@@ -46,7 +47,8 @@ async def test_a_delegate_registers_claims_with_a_receipt_and_sees_finance_decid
     city = await join(staff["membership"], city={"name": "Oslo", "country": "NO", "population": 709_000, "foreign_born_share": "0.28"})
     await set_rates(staff["travel"])
     year = today().year
-    budget = {"administration": "10000.00", "delegate_travel": "20000.00", "expert_visits": "5000.00", "index_analysis": "0.00", "events": "0.00"}
+    budget = {"administration": "10000.00", "delegate_travel": "20000.00", "expert_visits": "5000.00", "index_analysis": "0.00",
+              "events": "0.00"}
     assert (await staff["finance"].put(f"/budgets/{year}", json={"lines": budget})).status_code in (200, 201)
     scheduled = await staff["events"].post("/workshops", json={
         "title": f"Intercultural public services ({lang})", "kind": "thematic_workshop", "host_city": "Lisbon", "host_country": "PT",

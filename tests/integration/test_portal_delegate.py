@@ -209,16 +209,19 @@ async def test_a_coordinator_registers_their_delegates_the_waiting_list_shows_an
         page = await portal.get(f"/delegate/events/{workshop['id']}")
         assert 'name="delegate_email"' in page.text  # a coordinator names the delegate
         for name, email in (("Ana Lopes", "ana@ghent.be"), ("Bram Peeters", "bram@ghent.be")):
-            answer = await portal.post(f"/delegate/events/{workshop['id']}/registrations", data={"delegate_name": name, "delegate_email": email})
+            answer = await portal.post(f"/delegate/events/{workshop['id']}/registrations",
+                                       data={"delegate_name": name, "delegate_email": email})
             assert answer.status_code == 303
         mine = text_of((await portal.get("/delegate/registrations")).text)
         assert "The event is full: Bram Peeters is on the waiting list (position 1)." in mine
         assert "On the waiting list (position 1)" in mine and "Registered, funded" in mine
 
-        refused = await portal.post(f"/delegate/events/{workshop['id']}/registrations", data={"delegate_name": "Ana", "delegate_email": "ana@ghent.be"})
+        refused = await portal.post(f"/delegate/events/{workshop['id']}/registrations",
+                                    data={"delegate_name": "Ana", "delegate_email": "ana@ghent.be"})
         assert refused.status_code == 409 and 'data-testid="refused"' in refused.text  # already registered
 
-        [ana] = [r for r in (await stage.events.get(f"/workshops/{workshop['id']}/registrations")).json() if r["delegate_name"] == "Ana Lopes"]
+        listed = (await stage.events.get(f"/workshops/{workshop['id']}/registrations")).json()
+        [ana] = [r for r in listed if r["delegate_name"] == "Ana Lopes"]
         cancelled = await portal.post(f"/delegate/events/{workshop['id']}/registrations/{ana['id']}/cancellation")
         assert cancelled.status_code == 303
         mine = text_of((await portal.get("/delegate/registrations")).text)
@@ -226,3 +229,28 @@ async def test_a_coordinator_registers_their_delegates_the_waiting_list_shows_an
 
         portal.sign_in("delegate", username="x", email="x@else.example", city_id=await stage.city("Oslo", "NO"))
         assert "Bram Peeters" not in (await portal.get("/delegate/registrations")).text
+
+
+async def test_a_coordinator_claims_for_their_citys_delegate_with_the_delegates_receipt(stage) -> None:
+    city, workshop = await stage.city(), await stage.event()
+    async with portal_over({"events": stage.events_app, "travel": stage.travel_app}) as portal:
+        portal.sign_in("city_coordinator", username="cora", email="cora@ghent.be", city_id=city)
+        answer = await portal.post(f"/delegate/events/{workshop['id']}/registrations",
+                                   data={"delegate_name": "Ana Lopes", "delegate_email": "ana@ghent.be"})
+        assert answer.status_code == 303
+        [registration] = (await stage.events.get(f"/workshops/{workshop['id']}/registrations")).json()
+        await stage.relay()
+        form = await portal.get(f"/delegate/claims/new?workshop_id={workshop['id']}&registration_id={registration['id']}")
+        assert hidden_fields(form.text)["delegate_email"] == "ana@ghent.be"
+        quote = await portal.post("/delegate/claims/quote", data={**claim_form(registration, workshop), **hidden_fields(form.text)},
+                                  files={"lines[0].file": ("ticket.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")})
+        assert quote.status_code == 200, text_of(quote.text)
+        sent = await portal.post("/delegate/claims", data=hidden_fields(quote.text))
+        assert sent.status_code == 303
+        [claim] = (await stage.travel.get("/claims")).json()
+        meta = (await stage.travel.get(f"/receipts/{claim['lines'][0]['receipt_id']}/meta")).json()
+        assert (claim["delegate_email"], meta["content_type"]) == ("ana@ghent.be", "application/pdf")
+        page = await portal.get(sent.headers["location"])
+        [link] = re.findall(r'href="(/delegate/claims/[^"]+/receipts/[^"]+)"', page.text)
+        download = await portal.get(link)
+        assert download.headers["content-type"] == "application/pdf" and download.content.startswith(b"%PDF")

@@ -90,7 +90,8 @@ async def register(request: Request, workshop_id: UUID, principal: Person, api: 
         context = await _event_page(request, principal, api, workshop_id)
         return refused_form(request, "delegate/event.html", refused, form=form, **context)
     if registration["status"] == "waitlisted":
-        text = _("The event is full: %(name)s is on the waiting list (position %(position)s).") % {"name": registration["delegate_name"], "position": registration["waitlist_position"]}
+        text = _("The event is full: %(name)s is on the waiting list (position %(position)s).") % {
+            "name": registration["delegate_name"], "position": registration["waitlist_position"]}
     else:
         text = _("%(name)s is registered.") % {"name": registration["delegate_name"]}
     return done(request, text, "/delegate/registrations")
