@@ -161,6 +161,9 @@ async def test_a_wrong_file_or_a_too_large_one_is_refused_next_to_its_line_and_n
         too_large = await portal.post("/delegate/claims/quote", data=claim_form(registration, workshop),
                                       files={"lines[0].file": ("ticket.png", PNG + b"\x00" * 2000, "image/png")})
         assert too_large.status_code == 422 and "The file is too large" in text_of(too_large.text)
+        way_too_large = await portal.post("/delegate/claims/quote", data=claim_form(registration, workshop),
+                                          files={"lines[0].file": ("ticket.png", PNG + b"\x00" * 1_200_000, "image/png")})
+        assert way_too_large.status_code == 413  # refused before the form is read
 
         portal.sign_in("delegate", username="ana", email="ana@ghent.be", city_id=city, lang="fr")
         refused = await portal.post("/delegate/claims/quote", data=claim_form(registration, workshop),

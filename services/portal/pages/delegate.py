@@ -32,6 +32,8 @@ menu_item("/delegate/registrations", "My registrations", *ROLES)
 menu_item("/delegate/claims", "My claims", *ROLES)
 
 LINE_ROWS = 4  # expense rows a form offers; empty ones are ignored
+MAX_FILES = 20  # receipts in one form: more is not a person filling a claim
+FORM_OVERHEAD = 1024 * 1024  # the form's fields beside its files
 EXPENSE_KINDS = ("transport", "visa", "local_transport")
 CLAIM_STATUSES = ("submitted", "approved", "held", "paid", "rejected")
 LINE_FIELDS = ("kind", "amount", "currency", "spent_on", "receipt", "receipt_id", "receipt_name")
@@ -173,6 +175,14 @@ def _row_count(rows: list[dict[str, Any]]) -> int:
     return max(LINE_ROWS, len(rows) + 1)
 
 
+async def _posted(request: Request) -> dict[str, Any]:
+    """A claim form, refused before it is read if it cannot be files within the receipt size limit."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > request.app.state.settings.receipt_max_bytes * MAX_FILES + FORM_OVERHEAD:
+        raise Refused(413, _("The files sent together are too large."), "too_large")
+    return dict(await request.form(max_files=MAX_FILES))
+
+
 async def _upload_receipts(request: Request, api: Api, form: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, str]:
     """Each new file to travel (after the portal's own size check); its id goes on its row. The
     refusals, by field, next to the line's file field."""
@@ -249,7 +259,7 @@ async def change_claim(request: Request, principal: Person, api: Api) -> HTMLRes
 @router.post("/delegate/claims/quote", response_class=HTMLResponse)
 async def quote_claim(request: Request, principal: Person, api: Api) -> HTMLResponse:
     """The receipts first (each to travel), then the claim priced as sending it would, stored nowhere."""
-    form = dict(await request.form())
+    form = await _posted(request)
     rows = _rows(form)
     context = await _claim_form_context(api, str(form.get("workshop_id")), str(form.get("registration_id")))
     errors = await _upload_receipts(request, api, form, rows)
@@ -307,7 +317,7 @@ async def claim(request: Request, claim_id: UUID, principal: Person, api: Api) -
 
 async def _restate(request: Request, claim_id: UUID, api: Api, action: str) -> Response:
     """An amendment or a resubmission: the whole stay again, new receipts uploaded first."""
-    form = dict(await request.form())
+    form = await _posted(request)
     rows = _rows(form)
     errors = await _upload_receipts(request, api, form, rows)
     try:
