@@ -69,6 +69,7 @@ async def test_a_delegate_registers_claims_with_a_receipt_and_sees_finance_decid
     page.on("pageerror", lambda error: errors.append(str(error)))
     await sign_in(page, f"{portal_stack.url}/delegate/events", portal_stack.keycloak_url, user, password)
     assert await page.locator("html").get_attribute("lang") == lang
+    await accessible(page, f"events ({lang})")
 
     # the event, and registering
     await page.get_by_role("link", name=workshop["title"], exact=True).click()

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
-from contracts.events import CityJoined
+from contracts.events import CityJoined, ReimbursementRejected
 from services.common.api import today
 from services.common.db import OutboxMessage
 from services.events.app import build_app as build_events
@@ -98,6 +98,7 @@ async def test_a_delegate_registers_sends_a_priced_claim_with_a_receipt_and_down
         portal.sign_in("delegate", username="ana", email="ana@ghent.be", city_id=city)
         events = await portal.get("/delegate/events")
         assert events.status_code == 200 and workshop["title"] in text_of(events.text)
+        assert 'data-testid="not-a-member"' not in events.text
         registration = await registered(stage, portal, workshop)
         assert (registration["delegate_email"], registration["city_id"], registration["status"]) == ("ana@ghent.be", city, "registered")
 
@@ -197,6 +198,7 @@ async def test_a_refused_field_is_shown_next_to_it_and_an_undecided_claim_is_ame
         assert (claim["amendments"], claim["claimed"]) == (1, "370.00")  # 60.00 + 2 x 155.00
         listed = await portal.get("/delegate/claims?status=submitted")
         assert claim["id"] in listed.text and workshop["title"] in listed.text
+        assert 'name="delegate_email"' not in listed.text  # a delegate sees only their own: no delegate filter
         assert claim["id"] not in (await portal.get("/delegate/claims?status=approved")).text
 
         # another city's delegate sees neither the claim nor its page
@@ -257,3 +259,36 @@ async def test_a_coordinator_claims_for_their_citys_delegate_with_the_delegates_
         [link] = re.findall(r'href="(/delegate/claims/[^"]+/receipts/[^"]+)"', page.text)
         download = await portal.get(link)
         assert download.headers["content-type"] == "application/pdf" and download.content.startswith(b"%PDF")
+        mine = await portal.get("/delegate/claims?delegate_email=ana@ghent.be")
+        assert 'name="delegate_email"' in mine.text and claim["id"] in mine.text
+        assert claim["id"] not in (await portal.get("/delegate/claims?delegate_email=bram@ghent.be")).text
+
+
+async def test_a_rejected_claim_is_resubmitted_as_a_new_version_and_an_unknown_city_is_told_it_cannot_register(stage) -> None:
+    city, workshop = await stage.city(), await stage.event()
+    async with portal_over({"events": stage.events_app, "travel": stage.travel_app}) as portal:
+        portal.sign_in("delegate", username="ana", email="ana@ghent.be", city_id=city)
+        registration = await registered(stage, portal, workshop)
+        quote = await portal.post("/delegate/claims/quote", data=claim_form(registration, workshop))
+        sent = await portal.post("/delegate/claims", data=hidden_fields(quote.text))
+        claim_id = sent.headers["location"].rsplit("/", 1)[1]
+        rejected = ReimbursementRejected(claim_id=claim_id, reason="the ticket is for another trip")
+        assert (await stage.travel_app.state.runtime.consumer.apply([record(rejected)])).dead_lettered == []
+
+        page = await portal.get(sent.headers["location"])
+        text = text_of(page.text)
+        assert "Rejected" in text and "the ticket is for another trip" in text and "Resubmit the claim" in text
+        assert "Amend the claim" not in text
+        again = await portal.post(f"/delegate/claims/{claim_id}/resubmission", data={
+            "nights": "1", "travel_days_without_night": "0", "lines[0].kind": "visa", "lines[0].amount": "60.00",
+            "lines[0].currency": "EUR", "lines[0].spent_on": today().isoformat()})
+        assert again.status_code == 303, text_of(again.text)
+        new_id = again.headers["location"].rsplit("/", 1)[1]
+        assert new_id != claim_id
+        page = await portal.get(again.headers["location"])
+        assert "Your claim is resubmitted as version 2." in text_of(page.text) and f'href="/delegate/claims/{claim_id}"' in page.text
+        listed = (await portal.get("/delegate/claims?status=rejected")).text
+        assert claim_id in listed and new_id not in listed
+
+        portal.sign_in("delegate", username="zoe", email="zoe@nowhere.example", city_id=uuid4())
+        assert 'data-testid="not-a-member"' in (await portal.get("/delegate/events")).text

@@ -14,13 +14,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+import httpx
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from services.common.api import today
 from services.common.auth import Principal, page
 from services.portal.i18n import _
-from services.portal.web import Api, Refused, done, menu_item, refused_form, render
+from services.portal.web import Api, Refused, ServiceUnavailable, done, menu_item, refused_form, refused_from, render
 
 router = APIRouter()
 
@@ -62,7 +64,17 @@ async def events(request: Request, principal: Person, api: Api, limit: int = Que
     workshops = await api.get("events", "/workshops", status="scheduled", starting_from=today().isoformat(),
                               limit=limit, offset=offset)
     return render(request, "delegate/events.html", workshops=workshops, registrations=await _registrations(api, workshops),
-                  limit=limit, offset=offset)
+                  member=await _member(api, principal), limit=limit, offset=offset)
+
+
+async def _member(api: Api, principal: Principal) -> bool:
+    """Whether events counts the person's city a member today (else its delegates cannot register)."""
+    if principal.city_id is None:
+        return False
+    try:
+        return bool((await api.get("events", f"/member-cities/{principal.city_id}"))["member"])
+    except Refused:
+        return False
 
 
 async def _event_page(request: Request, principal: Principal, api: Api, workshop_id: UUID, **context: Any) -> dict[str, Any]:
@@ -127,13 +139,14 @@ async def _titles(api: Api, workshop_ids: set[str]) -> dict[str, str]:
 
 
 @router.get("/delegate/claims", response_class=HTMLResponse)
-async def claims(request: Request, principal: Person, api: Api, status: str = "", limit: int = Query(20, ge=1, le=100),
-                 offset: int = Query(0, ge=0)) -> HTMLResponse:
+async def claims(request: Request, principal: Person, api: Api, status: str = "", delegate_email: str = "",
+                 limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0)) -> HTMLResponse:
     status = status if status in CLAIM_STATUSES else ""
-    found = await api.get("travel", "/claims", status=status, limit=limit, offset=offset)
+    delegate_email = delegate_email.strip()
+    found = await api.get("travel", "/claims", status=status, delegate_email=delegate_email, limit=limit, offset=offset)
     titles = await _titles(api, {c["workshop_id"] for c in found})
     return render(request, "delegate/claims.html", claims=found, titles=titles, chosen=status, statuses=CLAIM_STATUSES,
-                  limit=limit, offset=offset)
+                  delegate_email=delegate_email, coordinates=_coordinates(principal), limit=limit, offset=offset)
 
 
 def _rows(form: dict[str, Any]) -> list[dict[str, Any]]:
@@ -344,21 +357,36 @@ async def resubmit_claim(request: Request, claim_id: UUID, principal: Person, ap
 
 
 @router.get("/delegate/claims/{claim_id}/receipts/{receipt_id}")
-async def receipt(claim_id: UUID, receipt_id: UUID, principal: Person, api: Api) -> Response:
-    """A line's receipt file, as travel keeps it: always a download of an allow-listed type."""
+async def receipt(request: Request, claim_id: UUID, receipt_id: UUID, principal: Person, api: Api) -> Response:
+    """A line's receipt file, streamed from travel as it keeps it: always a download of an
+    allow-listed type, never something a browser would open as a page."""
     claim = await api.get("travel", f"/claims/{claim_id}")
     if str(receipt_id) not in {line.get("receipt_id") for line in claim["lines"]}:
         raise Refused(404, _("Not found, or not yours to see."), "not_found")
-    answer = await api.call("travel", "GET", f"/receipts/{receipt_id}")
-    media_type = answer.headers.get("content-type", "").split(";")[0].strip()
+    session = await request.app.state.web_sessions.session(request)
+    http: httpx.AsyncClient = request.app.state.http
+    url = f"{request.app.state.settings.service_url('travel')}/receipts/{receipt_id}"
+    try:
+        upstream = await http.send(http.build_request("GET", url, headers={"authorization": f"Bearer {session.access_token}"}),
+                                   stream=True)
+    except httpx.HTTPError:
+        raise ServiceUnavailable("travel") from None
+    if upstream.status_code >= 400:
+        await upstream.aread()
+        await upstream.aclose()
+        raise ServiceUnavailable("travel") if upstream.status_code >= 500 else refused_from(upstream)
+    media_type = upstream.headers.get("content-type", "").split(";")[0].strip()
     media_type = media_type if media_type in RECEIPT_TYPES else "application/octet-stream"
     extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}.get(media_type, "bin")
-    return Response(answer.content, media_type=media_type, headers={
+    headers = {
         "content-disposition": f'attachment; filename="receipt-{receipt_id}.{extension}"',
         "x-content-type-options": "nosniff",
         "content-security-policy": "default-src 'none'",
         "cache-control": "private, no-store",
-    })
+    }
+    if upstream.headers.get("content-length", "").isdigit():
+        headers["content-length"] = upstream.headers["content-length"]
+    return StreamingResponse(upstream.aiter_bytes(), media_type=media_type, headers=headers, background=BackgroundTask(upstream.aclose))
 
 
 @router.get("/delegate", include_in_schema=False)
