@@ -77,15 +77,15 @@ async def _member(api: Api, principal: Principal) -> bool:
         return False
 
 
-async def _event_page(request: Request, principal: Principal, api: Api, workshop_id: UUID, **context: Any) -> dict[str, Any]:
+async def _event_page(principal: Principal, api: Api, workshop_id: UUID) -> dict[str, Any]:
     workshop = await api.get("events", f"/workshops/{workshop_id}")
     mine = await api.get("events", f"/workshops/{workshop_id}/registrations")
-    return {"workshop": workshop, "mine": mine, "coordinates": _coordinates(principal), **context}
+    return {"workshop": workshop, "mine": mine, "coordinates": _coordinates(principal)}
 
 
 @router.get("/delegate/events/{workshop_id}", response_class=HTMLResponse)
 async def event(request: Request, workshop_id: UUID, principal: Person, api: Api) -> HTMLResponse:
-    context = await _event_page(request, principal, api, workshop_id)
+    context = await _event_page(principal, api, workshop_id)
     return render(request, "delegate/event.html", form={"delegate_name": principal.username}, **context)
 
 
@@ -101,7 +101,7 @@ async def register(request: Request, workshop_id: UUID, principal: Person, api: 
     try:
         registration = await api.post("events", f"/workshops/{workshop_id}/registrations", body)
     except Refused as refused:
-        context = await _event_page(request, principal, api, workshop_id)
+        context = await _event_page(principal, api, workshop_id)
         return refused_form(request, "delegate/event.html", refused, form=form, **context)
     if registration["status"] == "waitlisted":
         text = _("The event is full: %(name)s is on the waiting list (position %(position)s).") % {
