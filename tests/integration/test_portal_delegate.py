@@ -142,9 +142,11 @@ async def test_a_delegate_registers_sends_a_priced_claim_with_a_receipt_and_down
         page = await portal.get(f"/delegate/claims/{claim['id']}")
         text = text_of(page.text)
         assert 'lang="fr"' in page.text and "Soumise" in text and "632,50 €" in text
-        # each line's rule in French, travel's own sentence beside it (marked English)
+        # each line said in French from its figures, with its rule; travel's own sentence kept aside (marked English)
         assert "Financé par le Conseil de l’Europe : délégué·e d’une ville membre européenne" in text
-        assert f'<small lang="en">{claim["lines"][0]["explanation"]}</small>' in page.text
+        assert "4 580,00 NOK dépensés le" in text and "convertis au taux de 11,45 NOK pour un euro" in text and ": 400,00 €." in text
+        assert "Indemnité journalière de 232,50 €, au barème en vigueur depuis le" in text
+        assert f'<span lang="en">{claim["lines"][0]["explanation"]}</span>' in page.text
 
 
 async def test_a_wrong_file_or_a_too_large_one_is_refused_next_to_its_line_and_nothing_is_stored(stage) -> None:
