@@ -200,7 +200,7 @@ async def invoice_by_hand(request: Request, api: Api, principal: Actor) -> Respo
         invoice = await api.post("finance", "/invoices", given(form, "city_id", "year", "reason", prefix="manual"))
     except Refused as refused:
         return again(request, "finance/invoices.html", refused, "manual", form, **await invoices_context(api, NO_FILTER))
-    return done(request, _("Invoice %(number)s issued.", number=invoice["number"] or invoice["id"]), f"/finance/invoices/{invoice['id']}")
+    return done(request, _("Invoice %(number)s issued.") % {"number": invoice["number"] or invoice["id"]}, f"/finance/invoices/{invoice['id']}")
 
 
 @router.post("/contribution-runs")
@@ -210,8 +210,8 @@ async def contribution_run(request: Request, api: Api, principal: Actor) -> Resp
         run = await api.post("finance", "/contribution-runs", given(form, "year", prefix="run"))
     except Refused as refused:
         return again(request, "finance/invoices.html", refused, "run", form, **await invoices_context(api, NO_FILTER))
-    return done(request, _("Contributions for %(year)s: %(issued)s invoices issued, %(already)s already invoiced.",
-                           year=run["year"], issued=run["issued"], already=run["already_invoiced"]),
+    return done(request, _("Contributions for %(year)s: %(issued)s invoices issued, %(already)s already invoiced.")
+                % {"year": run["year"], "issued": run["issued"], "already": run["already_invoiced"]},
                 f"/finance/invoices?year={run['year']}")
 
 
@@ -306,7 +306,7 @@ async def set_budget(request: Request, api: Api, principal: Actor) -> Response:
         # A rule about one line names the line itself ("below_committed"): its field is lines.<line>.
         refused.errors = {(f"lines.{k}" if k in LINES else k): v for k, v in refused.errors.items()}
         return again(request, "finance/budget.html", refused, "", form, **await budget_context(api, year))
-    return done(request, _("Budget for %(year)s set.", year=year), f"/finance/budget?year={year}")
+    return done(request, _("Budget for %(year)s set.") % {"year": year}, f"/finance/budget?year={year}")
 
 
 @router.post("/budget/spending")
@@ -357,7 +357,7 @@ async def set_allowance_rate(request: Request, api: Api, principal: Actor) -> Re
         await api.put("travel", f"/allowance-rates/{country or '-'}", given(form, "eur_per_night", "valid_from", prefix="allowance"))
     except Refused as refused:
         return again(request, "finance/rates.html", refused, "allowance", form, **await rates_context(api))
-    return done(request, _("Allowance rate for %(country)s set.", country=i18n.country(country)), "/finance/rates")
+    return done(request, _("Allowance rate for %(country)s set.") % {"country": i18n.country(country)}, "/finance/rates")
 
 
 @router.post("/rates/exchange")
@@ -368,4 +368,4 @@ async def set_exchange_rate(request: Request, api: Api, principal: Actor) -> Res
         await api.put("travel", f"/exchange-rates/{currency or '-'}", given(form, "units_per_eur", "on", prefix="exchange"))
     except Refused as refused:
         return again(request, "finance/rates.html", refused, "exchange", form, **await rates_context(api))
-    return done(request, _("Exchange rate for %(currency)s set.", currency=currency), "/finance/rates")
+    return done(request, _("Exchange rate for %(currency)s set.") % {"currency": currency}, "/finance/rates")
