@@ -238,19 +238,38 @@ async def test_a_held_claim_is_listed_in_order_paid_or_rejected_with_refusals_ne
     assert (await stack.finance.get(f"/reimbursements/{third.claim_id}")).json()["status"] == "approved"
 
 
-async def test_a_lines_receipt_is_handed_on_as_a_download_from_travel() -> None:
-    """Travel keeps the receipts (its own tests say who may read one); the page passes the file on."""
-    travel = FastAPI()
+async def test_a_lines_receipt_is_linked_from_the_claim_and_handed_on_as_a_download_from_travel() -> None:
+    """Travel keeps the receipts (its own tests say who may read one); the claim's page links each
+    line's receipt to the portal's own route, which passes travel's file on. Services stood in for:
+    only their answers' shape matters here."""
+    claim_id, receipt_id = uuid4(), uuid4()
+    finance, travel = FastAPI(), FastAPI()
 
-    @travel.get("/receipts/{receipt_id}")
-    async def receipt(receipt_id: str) -> Response:
+    @finance.get("/reimbursements/{claim}")
+    async def decided(claim: str) -> dict:
+        return {"claim_id": claim, "kind": "travel", "city_id": None, "european": True, "budget_line": "delegate_travel",
+                "year": YEAR, "amount": "400.00", "city_borne": "0.00", "recharged": "0.00", "status": "approved",
+                "reason": None, "held_since": None, "paid_amount": "0.00", "paid_on": None, "supersedes": None,
+                "claim_version": 1}
+
+    @travel.get("/claims/{claim}")
+    async def explained(claim: str) -> dict:
+        line = {"kind": "transport", "amount": "4580.00", "currency": "NOK", "spent_on": TODAY.isoformat(), "eur_amount": "400.00",
+                "coe_funded": "400.00", "explanation": "actual cost", "receipt": None, "receipt_id": str(receipt_id)}
+        return {"delegate_name": "Ingrid Berg", "delegate_email": "ingrid@oslo.example", "lines": [line, {**line, "receipt_id": None}]}
+
+    @travel.get("/receipts/{receipt}")
+    async def receipt(receipt: str) -> Response:
         return Response(b"%PDF-1.4 receipt", media_type="application/pdf",
-                        headers={"content-disposition": f'attachment; filename="receipt-{receipt_id}.pdf"'})
+                        headers={"content-disposition": f'attachment; filename="receipt-{receipt}.pdf"'})
 
-    async with portal_over({"travel": travel}) as portal:
+    async with portal_over({"finance": finance, "travel": travel, "membership": FastAPI()}) as portal:
         portal.sign_in("finance", username="fiona")
-        receipt_id = uuid4()
-        answer = await portal.get(f"/finance/claims/{uuid4()}/receipts/{receipt_id}")
+        page = await portal.get(f"/finance/claims/{claim_id}")
+        assert page.status_code == 200
+        link = f'href="/finance/claims/{claim_id}/receipts/{receipt_id}"'
+        assert page.text.count(link) == 1 and page.text.count("/receipts/") == 1  # only the line that has one
+        answer = await portal.get(f"/finance/claims/{claim_id}/receipts/{receipt_id}")
         assert answer.status_code == 200 and answer.content == b"%PDF-1.4 receipt"
         assert answer.headers["content-type"] == "application/pdf"
         assert answer.headers["content-disposition"] == f'attachment; filename="receipt-{receipt_id}.pdf"'
