@@ -180,7 +180,7 @@ async def test_the_invoice_pdf_and_the_reconciliation_csv_are_downloads_with_the
 # --- budget ---------------------------------------------------------------------------------------
 
 
-async def test_the_budget_set_spending_recorded_and_refusals_next_to_their_fields(stack) -> None:
+async def test_the_budget_set_spending_recorded_settled_and_reversed_with_refusals_next_to_their_fields(stack) -> None:
     portal = stack.portal
     lines = {f"lines.{name}": value for name, value in allocations(delegate_travel="1000.00")["lines"].items()}
     bad = await portal.form("/finance/budget", {"year": str(YEAR), **lines, "lines.events": "12.345"})
@@ -201,6 +201,21 @@ async def test_the_budget_set_spending_recorded_and_refusals_next_to_their_field
     below = await portal.form("/finance/budget", {"year": str(YEAR), **lines, "lines.delegate_travel": "200.00"})
     assert below.status_code == 409 and error_of(below.text, "lines.delegate_travel")  # below what is committed
     assert 'value="200.00"' in below.text
+
+    [entry] = (await stack.finance.get(f"/budgets/{YEAR}/spending")).json()
+    settle, reverse = f"settlement-{entry['id']}", f"reversal-{entry['id']}"
+    over = await portal.form(f"/finance/spending/{entry['id']}/settlement", {"year": str(YEAR), f"{settle}.spent": "300.01"})
+    assert over.status_code == 409 and error_of(over.text, f"{settle}.spent")
+    settled = await portal.form(f"/finance/spending/{entry['id']}/settlement", {"year": str(YEAR), f"{settle}.spent": "250.00"})
+    assert settled.status_code == 303 and settled.headers["location"] == f"/finance/budget?year={YEAR}"
+    assert (await stack.finance.get(f"/budgets/{YEAR}")).json()["lines"]["delegate_travel"]["headroom"] == "750.00"
+    no_reason = await portal.form(f"/finance/spending/{entry['id']}/reversal", {"year": str(YEAR), f"{reverse}.reason": ""})
+    assert no_reason.status_code == 422 and error_of(no_reason.text, f"{reverse}.reason")
+    reversed_ = await portal.form(f"/finance/spending/{entry['id']}/reversal", {"year": str(YEAR), f"{reverse}.reason": "wrong line"})
+    assert reversed_.status_code == 303
+    page = await portal.get(reversed_.headers["location"])
+    assert "wrong line" in text_of(page.text) and f'action="/finance/spending/{entry["id"]}' not in page.text  # nothing more to correct
+    assert (await stack.finance.get(f"/budgets/{YEAR}")).json()["lines"]["delegate_travel"]["headroom"] == "1000.00"
 
 
 # --- claims ---------------------------------------------------------------------------------------

@@ -320,6 +320,28 @@ async def record_spending(request: Request, api: Api, principal: Actor) -> Respo
     return done(request, _("Spending recorded."), f"/finance/budget?year={year}")
 
 
+async def spending_write(request: Request, api: Api, spending_id: UUID, action: str, fields: tuple[str, ...], said: str) -> Response:
+    """Settling or reversing one entry of the spending table (each row's form is `<action>-<id>`)."""
+    form = await form_of(request)
+    year = _year_of(form)
+    prefix = f"{action}-{spending_id}"
+    try:
+        await api.post("finance", f"/spending/{spending_id}/{action}", given(form, *fields, prefix=prefix))
+    except Refused as refused:
+        return again(request, "finance/budget.html", refused, prefix, form, **await budget_context(api, year))
+    return done(request, said, f"/finance/budget?year={year}")
+
+
+@router.post("/spending/{spending_id}/settlement")
+async def settle_spending(request: Request, spending_id: UUID, api: Api, principal: Actor) -> Response:
+    return await spending_write(request, api, spending_id, "settlement", ("spent",), _("Commitment settled."))
+
+
+@router.post("/spending/{spending_id}/reversal")
+async def reverse_spending(request: Request, spending_id: UUID, api: Api, principal: Actor) -> Response:
+    return await spending_write(request, api, spending_id, "reversal", ("reason",), _("Spending reversed."))
+
+
 # --- reconciliation --------------------------------------------------------------------------------
 
 
