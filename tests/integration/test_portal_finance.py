@@ -97,7 +97,7 @@ async def test_a_payment_recorded_on_the_invoice_page_and_one_of_zero_refused_ne
     assert twice.status_code == 409 and error_of(twice.text, "payment.reference")  # the same bank reference twice
 
 
-async def test_credit_note_credit_applied_and_a_payment_reversed_through_the_invoice_page(stack) -> None:
+async def test_credit_note_credit_applied_and_refunded_and_a_payment_reversed_through_the_invoice_page(stack) -> None:
     portal = stack.portal
     city_id = await stack.member("Aarhus")
     invoice = await stack.invoice_of(city_id)
@@ -134,6 +134,17 @@ async def test_credit_note_credit_applied_and_a_payment_reversed_through_the_inv
     applied = await portal.form(f"/finance/invoices/{next_year['id']}/credit-applications", {"credit.amount": ""})
     assert applied.status_code == 303
     assert (await stack.finance.get(f"/invoices/{next_year['id']}")).json()["outstanding"] == "4500.00"
+
+    # 1000.00 more than the next year asks: 500.00 credit, refunded (not more than there is)
+    assert (await portal.form(f"/finance/invoices/{next_year['id']}/payments", {
+        "payment.amount": "5000.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "B-9"})).status_code == 303
+    beyond = await portal.form(f"/finance/invoices/{next_year['id']}/credit-refunds", {"refund.amount": "500.01",
+                                                                                       "refund.reference": "BACK-1"})
+    assert beyond.status_code == 409 and error_of(beyond.text, "refund.amount")
+    refunded = await portal.form(f"/finance/invoices/{next_year['id']}/credit-refunds", {"refund.reference": "BACK-1"})
+    assert refunded.status_code == 303
+    credits = {c["city_id"]: c["credit"] for c in (await stack.finance.get("/credits")).json()}
+    assert credits.get(city_id, "0.00") == "0.00"
 
 
 async def test_contribution_run_and_a_manual_invoice_refused_for_a_year_the_city_was_no_member(stack) -> None:

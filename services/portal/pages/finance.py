@@ -7,13 +7,13 @@ as downloads, so a browser never needs a token of its own."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from services.common.api import today
 from services.common.auth import Principal, page
 from services.portal import i18n
 from services.portal.i18n import _
@@ -57,7 +57,7 @@ def words() -> dict[str, str]:
 
 def show(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     names = words()
-    return render(request, template, status=status, words=names, today=date.today().isoformat(),
+    return render(request, template, status=status, words=names, today=today().isoformat(),
                   options=lambda values: [(value, names.get(value, value)) for value in values], **context)
 
 
@@ -270,6 +270,14 @@ async def apply_credit(request: Request, invoice_id: UUID, api: Api, principal: 
                                "credit", _("Credit applied to the invoice."))
 
 
+@router.post("/invoices/{invoice_id}/credit-refunds")
+async def refund_credit(request: Request, invoice_id: UUID, api: Api, principal: Actor) -> Response:
+    """The city's credit paid back to it (the invoice's page shows the credit; the refund is the city's)."""
+    city_id = (await api.get("finance", f"/invoices/{invoice_id}"))["city_id"]
+    return await invoice_write(request, api, invoice_id, f"/credits/{city_id}/refunds", ("amount", "reference"),
+                               "refund", _("Credit refunded to the city."))
+
+
 @router.post("/invoices/{invoice_id}/payments/{payment_id}/reversal")
 async def reverse_payment(request: Request, invoice_id: UUID, payment_id: UUID, api: Api, principal: Actor) -> Response:
     return await invoice_write(request, api, invoice_id, f"/payments/{payment_id}/reversal", ("reason",),
@@ -283,7 +291,7 @@ def _year_of(form: dict[str, str]) -> int:
     try:
         return min(max(int(form.get("year", "")), 2000), 2100)
     except ValueError:
-        return date.today().year
+        return today().year
 
 
 async def budget_context(api: Api, year: int) -> dict[str, Any]:
@@ -293,7 +301,7 @@ async def budget_context(api: Api, year: int) -> dict[str, Any]:
 
 @router.get("/budget", response_class=HTMLResponse)
 async def budget(request: Request, api: Api, principal: Reader, year: Year = None) -> HTMLResponse:
-    return show(request, "finance/budget.html", **await budget_context(api, year or date.today().year))
+    return show(request, "finance/budget.html", **await budget_context(api, year or today().year))
 
 
 @router.post("/budget")
@@ -347,7 +355,7 @@ async def reverse_spending(request: Request, spending_id: UUID, api: Api, princi
 
 @router.get("/reconciliation", response_class=HTMLResponse)
 async def reconciliation(request: Request, api: Api, principal: Reader, year: Year = None) -> HTMLResponse:
-    year = year or date.today().year
+    year = year or today().year
     return show(request, "finance/reconciliation.html", year=year, report=await api.get("finance", f"/reconciliation/{year}"))
 
 
