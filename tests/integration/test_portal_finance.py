@@ -147,6 +147,28 @@ async def test_credit_note_credit_applied_and_refunded_and_a_payment_reversed_th
     assert credits.get(city_id, "0.00") == "0.00"
 
 
+async def test_a_payment_booked_on_the_wrong_invoice_is_moved_to_the_right_one(stack) -> None:
+    portal = stack.portal
+    aarhus, bergen = await stack.invoice_of(await stack.member("Aarhus")), await stack.invoice_of(await stack.member("Bergen"))
+    assert (await portal.form(f"/finance/invoices/{aarhus['id']}/payments", {
+        "payment.amount": "5000.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "BERGEN-1"})).status_code == 303
+    [payment] = (await stack.finance.get(f"/invoices/{aarhus['id']}/payments")).json()
+    at = f"/finance/invoices/{aarhus['id']}/payments/{payment['id']}/reallocation"
+    assert f'href="{at}"' in (await portal.get(f"/finance/invoices/{aarhus['id']}")).text
+
+    page = await portal.get(at)
+    assert page.status_code == 200 and f'<option value="{bergen["id"]}">' in page.text and "Bergen" in page.text
+    assert f'<option value="{aarhus["id"]}">' not in page.text  # not where it already is
+    no_reason = await portal.form(at, {"reallocation.invoice_id": bergen["id"], "reallocation.reason": ""})
+    assert no_reason.status_code == 422 and error_of(no_reason.text, "reallocation.reason")
+    assert f'<option value="{bergen["id"]}" selected>' in no_reason.text  # the choice kept
+    moved = await portal.form(at, {"reallocation.invoice_id": bergen["id"], "reallocation.reason": "Bergen's transfer"})
+    assert moved.status_code == 303 and moved.headers["location"] == f"/finance/invoices/{bergen['id']}"
+    assert (await stack.finance.get(f"/invoices/{bergen['id']}")).json()["status"] == "paid"
+    assert (await stack.finance.get(f"/invoices/{aarhus['id']}")).json()["outstanding"] == "5000.00"
+    assert f'href="{at}"' not in (await portal.get(f"/finance/invoices/{aarhus['id']}")).text  # reversed: moved once
+
+
 async def test_contribution_run_and_a_manual_invoice_refused_for_a_year_the_city_was_no_member(stack) -> None:
     portal = stack.portal
     city_id = await stack.member("Bergen")

@@ -284,6 +284,45 @@ async def reverse_payment(request: Request, invoice_id: UUID, payment_id: UUID, 
                                f"reversal-{payment_id}", _("Payment reversed."))
 
 
+async def reallocation_context(api: Api, invoice_id: UUID, payment_id: UUID) -> dict[str, Any]:
+    invoice = await api.get("finance", f"/invoices/{invoice_id}")
+    payment = next((p for p in await api.get("finance", f"/invoices/{invoice_id}/payments") if p["id"] == str(payment_id)), None)
+    if payment is None:
+        raise Refused(404, _("Not found, or not yours to see."))
+    # The invoices the money may have been meant for: those still asking for some (any city, any year).
+    targets, start = [], 0
+    while True:
+        batch = await api.get("finance", "/invoices", limit=SCAN, offset=start)
+        targets += [i for i in batch if i["id"] != invoice["id"] and i["status"] in ("issued", "partly_paid", "overdue")]
+        if len(batch) < SCAN:
+            break
+        start += SCAN
+    names = await city_names(api)
+    choices = [(t["id"], f'{t["number"] or t["id"][:8]} · {names.get(t["city_id"], t["city_id"][:8])} · {t["year"]} · '
+                         f'{i18n.money(t["outstanding"])}') for t in targets]
+    return {"invoice": invoice, "payment": payment, "choices": choices}
+
+
+@router.get("/invoices/{invoice_id}/payments/{payment_id}/reallocation", response_class=HTMLResponse)
+async def reallocation(request: Request, invoice_id: UUID, payment_id: UUID, api: Api, principal: Actor) -> HTMLResponse:
+    return show(request, "finance/reallocation.html", **await reallocation_context(api, invoice_id, payment_id))
+
+
+@router.post("/invoices/{invoice_id}/payments/{payment_id}/reallocation")
+async def reallocate(request: Request, invoice_id: UUID, payment_id: UUID, api: Api, principal: Actor) -> Response:
+    """Money booked on the wrong invoice: reversed here and recorded on the right one, in one step."""
+    form = await form_of(request)
+    try:
+        moved = await api.post("finance", f"/payments/{payment_id}/reallocation",
+                               given(form, "invoice_id", "reason", prefix="reallocation"))
+    except Refused as refused:
+        return again(request, "finance/reallocation.html", refused, "reallocation", form,
+                     **await reallocation_context(api, invoice_id, payment_id))
+    target = moved["invoice"]
+    return done(request, _("Payment moved to invoice %(number)s.") % {"number": target["number"] or target["id"]},
+                f"/finance/invoices/{target['id']}")
+
+
 # --- budget ----------------------------------------------------------------------------------------
 
 
