@@ -46,7 +46,7 @@ def words() -> dict[str, str]:
         "administration": _("Administration"), "delegate_travel": _("Delegate travel"), "expert_visits": _("Expert visits"),
         "index_analysis": _("INDEX analysis"), "events": _("Events"),
         "held": _("Held"), "approved": _("Approved"), "submitted": _("Submitted"), "paid": _("Paid"), "rejected": _("Rejected"),
-        "issued": _("Issued"), "partly_paid": _("Partly paid"), "overdue": _("Overdue"), "cancelled": _("Cancelled"),
+        "issued": _("Issued"), "partly_paid": _("Partly paid"), "overdue": _("Overdue"), "cancelled": _("Cancelled by credit note"),
         "contribution": _("Contribution"), "expert_visit_recharge": _("Expert visit recharge"),
         "travel": _("Travel claim"), "expert_visit": _("Expert visit"),
         "commitment": _("Commitment"), "spent": _("Spent"), "settled": _("Settled"),
