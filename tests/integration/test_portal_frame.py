@@ -97,3 +97,18 @@ def test_catalogues_keep_the_placeholders(lang: str) -> None:
 
     for english, translated in i18n.catalogue(lang).items():
         assert sorted(re.findall(r"%\(\w+\)s", english)) == sorted(re.findall(r"%\(\w+\)s", translated)), english
+
+
+def test_one_english_text_has_one_french_text_across_the_catalogues() -> None:
+    """The parts' catalogues merge into one: the same words translated two ways would make the
+    last file win, silently (use different English words where French needs two, e.g. a gender)."""
+    from babel.messages.pofile import read_po
+
+    translations: dict[str, set[str]] = {}
+    for po in i18n.catalogue_files("fr"):
+        with po.open("rb") as file:
+            for message in read_po(file):
+                if message.id and message.string:
+                    translations.setdefault(message.id, set()).add(message.string)
+    clashes = {english: french for english, french in translations.items() if len(french) > 1}
+    assert not clashes, f"translated differently in two catalogues: {clashes}"
