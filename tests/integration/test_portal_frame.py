@@ -112,3 +112,19 @@ def test_one_english_text_has_one_french_text_across_the_catalogues() -> None:
                     translations.setdefault(message.id, set()).add(message.string)
     clashes = {english: french for english, french in translations.items() if len(french) > 1}
     assert not clashes, f"translated differently in two catalogues: {clashes}"
+
+
+def test_the_page_table_in_docs_is_the_code() -> None:
+    """docs/portal.md lists every route of the portal with the roles its rule requires."""
+    import re
+
+    def described(rule) -> str:
+        if type(rule).__name__ == "Public":
+            return "public"
+        return ", ".join(rule.roles) if rule.roles else "anyone signed in"
+
+    app = build_app(PortalSettings(), keys=STAND_IN.keys())
+    code = {f"{methods} {path}": described(rule) for methods, path, rule in rules(app)}
+    table = dict(re.findall(r"^\| `([A-Z,]+ /[^`]*)` \| ([^|]+?) \|$", (PORTAL.parents[1] / "docs" / "portal.md").read_text(), re.M))
+    assert table == code, (f"docs/portal.md differs from the code: only in the docs {sorted(set(table.items()) - set(code.items()))}; "
+                           f"only in the code {sorted(set(code.items()) - set(table.items()))}")
