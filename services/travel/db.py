@@ -283,6 +283,13 @@ _CITY_COLUMNS = tuple(c.name for c in known_cities.c)
 _CLAIM_COLUMNS = tuple(c.name for c in travel_claims.c)
 _LINE_COLUMNS = tuple(c.name for c in claim_lines.c if c.name != "owner_id")
 _INSERT_CLAIM, _INSERT_LINES = insert(travel_claims), insert(claim_lines)
+# A claim to show, as Core rows (no identity map, no selectin loaders): the GET polled for decisions.
+_SHOWN_CLAIM = select(travel_claims).where(travel_claims.c.id == bindparam("id"))
+_SHOWN_LINES = (select(*(claim_lines.c[name] for name in _LINE_COLUMNS))
+                .where(claim_lines.c.owner_id == bindparam("id")).order_by(claim_lines.c.position))
+_DECISION_COLUMNS = tuple(c.name for c in claim_decisions.c if c.name not in ("id", "owner_id"))
+_SHOWN_DECISIONS = (select(*(claim_decisions.c[name] for name in _DECISION_COLUMNS))
+                    .where(claim_decisions.c.owner_id == bindparam("id")).order_by(claim_decisions.c.id))
 
 
 @dataclass(frozen=True)
@@ -313,6 +320,20 @@ class Claims(Keyed[TravelClaim]):
         if claim is None or (may_see is not None and not may_see(claim.city_id, claim.delegate_email)):
             raise NotFound(f"no claim with id {claim_id}")
         return claim
+
+    async def shown(self, claim_id: UUID, may_see: Callable[[UUID, str], bool] | None = None) -> TravelClaim:
+        """`get_one` for reading only: the claim with its lines and decisions, read as rows and kept out
+        of the session (changes to it are not saved; use `get_one` to change a claim)."""
+        row = (await self.session.execute(_SHOWN_CLAIM, {"id": claim_id})).first()
+        if row is None or (may_see is not None and not may_see(row.city_id, row.delegate_email)):
+            raise NotFound(f"no claim with id {claim_id}")
+        lines = (await self.session.execute(_SHOWN_LINES, {"id": claim_id})).all()
+        decisions = (await self.session.execute(_SHOWN_DECISIONS, {"id": claim_id})).all()
+        return TravelClaim(
+            **row._asdict(),
+            lines=[ClaimLine(**dict(zip(_LINE_COLUMNS, line))) for line in lines],
+            decisions=[Decision(**dict(zip(_DECISION_COLUMNS, decision))) for decision in decisions],
+        )
 
     async def latest_for(self, registration_id: UUID) -> TravelClaim | None:
         """The registration's claim, its latest version if it was resubmitted."""
