@@ -122,6 +122,11 @@ class AuditEntry(MachineryBase):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+# Core INSERTs of the tables, not of the mapped classes: the ORM's bulk insert adds nothing to a
+# list of dicts but its own bookkeeping per statement.
+_INSERT_OUTBOX, _INSERT_AUDIT = insert(OutboxMessage.__table__), insert(AuditEntry.__table__)
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -281,12 +286,12 @@ class UnitOfWork:
         # Outbox rows go in as one multi-row INSERT: a batch of 500 events is one statement, not 500.
         published = bool(self._outbox)
         if published:
-            await self.session.execute(insert(OutboxMessage), self._outbox)
+            await self.session.execute(_INSERT_OUTBOX, self._outbox)
             self._outbox = []
             if self.session.bind.dialect.name == "postgresql":  # replicas: wake the relay holding the lock, wherever it runs
                 await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.current_schema())))
         if self._audit:
-            await self.session.execute(insert(AuditEntry), self._audit)
+            await self.session.execute(_INSERT_AUDIT, self._audit)
             self._audit = []
         await self.session.commit()
         if published:

@@ -1,6 +1,7 @@
 """Travel tables mapped onto the domain classes, repositories and the unit of work."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -19,7 +20,9 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     and_,
+    bindparam,
     func,
+    insert,
     select,
 )
 from sqlalchemy.orm import deferred, foreign, registry, relationship, undefer
@@ -51,6 +54,7 @@ from services.travel.domain import (
     Funding,
     KnownCity,
     KnownEvent,
+    Rates,
     Registration,
     TravelClaim,
     plain,
@@ -254,6 +258,18 @@ class DatedRates(Generic[R]):
         query = select(self.model).where(self.key == key, self.dated <= on).order_by(self.dated.desc()).limit(1)
         return await self.session.scalar(query)
 
+    def in_force_columns(self, key: Any, on: Any) -> tuple[Any, Any]:
+        """`in_force` as two scalar subqueries (the rate's date, its value), to read along with other
+        things in one statement; `of` makes the rate of what they return."""
+        latest = self.key.table.c[self.value]
+        return tuple(
+            select(column).where(self.key == key, self.dated <= on).order_by(self.dated.desc()).limit(1).scalar_subquery()
+            for column in (self.dated, latest)
+        )
+
+    def of(self, key: str, dated: date | None, value: Decimal | None) -> R | None:
+        return None if dated is None else self.model(key, dated, value)
+
     async def stored(self, key: str, dated: date) -> Decimal | None:
         """The value stored for exactly this key and date, if any (what a `put` would replace)."""
         rate = await self.session.get(self.model, (key, dated))
@@ -274,9 +290,51 @@ class DatedRates(Generic[R]):
         return list(await self.session.scalars(query))
 
 
+# A claim's registration, event and city in one statement, the event locked (PostgreSQL row lock;
+# SQLite serialises writers anyway): the city's funded places for it are counted one claim at a time.
+# Inner joins: no row when any of the three is unknown (and FOR UPDATE may not lock an outer join's side).
+_CLAIMANT = (
+    select(*registrations.c, *known_events.c, *known_cities.c)
+    .join_from(registrations, known_events, known_events.c.workshop_id == registrations.c.workshop_id)
+    .join(known_cities, known_cities.c.city_id == registrations.c.city_id)
+    .where(registrations.c.registration_id == bindparam("registration_id"))
+    .with_for_update(of=known_events)
+)
+_REGISTRATION, _EVENT = len(registrations.c), len(registrations.c) + len(known_events.c)
+_CITY_COLUMNS = tuple(c.name for c in known_cities.c)
+_CLAIM_COLUMNS = tuple(c.name for c in travel_claims.c)
+_LINE_COLUMNS = tuple(c.name for c in claim_lines.c if c.name != "owner_id")
+_INSERT_CLAIM, _INSERT_LINES = insert(travel_claims), insert(claim_lines)
+# A claim to show, as Core rows (no identity map, no selectin loaders): the GET polled for decisions.
+_SHOWN_CLAIM = select(travel_claims).where(travel_claims.c.id == bindparam("id"))
+_SHOWN_LINES = (select(*(claim_lines.c[name] for name in _LINE_COLUMNS))
+                .where(claim_lines.c.owner_id == bindparam("id")).order_by(claim_lines.c.position))
+_DECISION_COLUMNS = tuple(c.name for c in claim_decisions.c if c.name not in ("id", "owner_id"))
+_SHOWN_DECISIONS = (select(*(claim_decisions.c[name] for name in _DECISION_COLUMNS))
+                    .where(claim_decisions.c.owner_id == bindparam("id")).order_by(claim_decisions.c.id))
+
+
+@dataclass(frozen=True)
+class ClaimFacts:
+    """What deciding a new claim reads besides its claimant, in one statement (see
+    `TravelUnitOfWork.claim_facts`)."""
+
+    claimed: bool  # the registration has a claim already (any version)
+    coe_funded_claims: int  # the city's live CoE-funded claims for the event (Claims.using_funded_quota)
+    rates: Rates
+
+
 class Claims(Keyed[TravelClaim]):
     def __init__(self, session) -> None:
         super().__init__(session, TravelClaim, travel_claims.c.id)
+
+    async def insert(self, claim: TravelClaim) -> None:
+        """A new claim and its lines: two INSERTs (the lines' one executemany), no ORM flush; the
+        claim object stays out of the session, as nothing else in the transaction changes it."""
+        await self.session.execute(_INSERT_CLAIM, {name: getattr(claim, name) for name in _CLAIM_COLUMNS})
+        await self.session.execute(
+            _INSERT_LINES, [{"owner_id": claim.id, **{name: getattr(line, name) for name in _LINE_COLUMNS}} for line in claim.lines]
+        )
 
     async def get_one(self, claim_id: UUID, may_see: Callable[[UUID, str], bool] | None = None, *, for_update: bool = False) -> TravelClaim:
         """The claim, or NotFound; also when `may_see(city_id, delegate_email)` says it is not the caller's."""
@@ -284,6 +342,20 @@ class Claims(Keyed[TravelClaim]):
         if claim is None or (may_see is not None and not may_see(claim.city_id, claim.delegate_email)):
             raise NotFound(f"no claim with id {claim_id}")
         return claim
+
+    async def shown(self, claim_id: UUID, may_see: Callable[[UUID, str], bool] | None = None) -> TravelClaim:
+        """`get_one` for reading only: the claim with its lines and decisions, read as rows and kept out
+        of the session (changes to it are not saved; use `get_one` to change a claim)."""
+        row = (await self.session.execute(_SHOWN_CLAIM, {"id": claim_id})).first()
+        if row is None or (may_see is not None and not may_see(row.city_id, row.delegate_email)):
+            raise NotFound(f"no claim with id {claim_id}")
+        lines = (await self.session.execute(_SHOWN_LINES, {"id": claim_id})).all()
+        decisions = (await self.session.execute(_SHOWN_DECISIONS, {"id": claim_id})).all()
+        return TravelClaim(
+            **row._asdict(),
+            lines=[ClaimLine(**dict(zip(_LINE_COLUMNS, line))) for line in lines],
+            decisions=[Decision(**dict(zip(_DECISION_COLUMNS, decision))) for decision in decisions],
+        )
 
     async def latest_for(self, registration_id: UUID) -> TravelClaim | None:
         """The registration's claim, its latest version if it was resubmitted."""
@@ -296,13 +368,7 @@ class Claims(Keyed[TravelClaim]):
 
     async def using_funded_quota(self, workshop_id: UUID, city_id: UUID) -> int:
         """The city's live CoE-funded claims for the event (see TravelClaim.uses_funded_quota)."""
-        query = select(func.count()).select_from(travel_claims).where(
-            travel_claims.c.workshop_id == workshop_id,
-            travel_claims.c.city_id == city_id,
-            travel_claims.c.funding == Funding.COE,
-            travel_claims.c.status != ClaimStatus.REJECTED,
-        )
-        return await self.session.scalar(query)
+        return await self.session.scalar(_funded_quota_count(workshop_id, city_id))
 
     async def drop_lines(self, lines: list[ClaimLine]) -> None:
         """Delete the lines an amendment replaced (the amendment event keeps what changed)."""
@@ -339,6 +405,15 @@ class Claims(Keyed[TravelClaim]):
             .offset(offset)
         )
         return list(await self.session.scalars(query))
+
+
+def _funded_quota_count(workshop_id: Any, city_id: Any) -> Any:
+    return select(func.count()).select_from(travel_claims).where(
+        travel_claims.c.workshop_id == workshop_id,
+        travel_claims.c.city_id == city_id,
+        travel_claims.c.funding == Funding.COE,
+        travel_claims.c.status != ClaimStatus.REJECTED,
+    )
 
 
 class ExpertVisits(Keyed[ExpertVisit]):
@@ -386,6 +461,7 @@ class Receipts:
         """The receipts with these ids (without their bytes): those a claim's lines name."""
         return {receipt.id: receipt for receipt in await self.session.scalars(select(Receipt).where(receipts.c.id.in_(ids)))}
 
+_claim_facts_statements: dict[int, Any] = {}  # by number of exchange rates: built once each
 
 REGISTRATION_EVENTS = (DelegateRegistered, RegistrationCancelled, RegistrationPromoted, RegistrationFundingChanged)
 DECISIONS = (ReimbursementApproved, ReimbursementHeld, ReimbursementPaid, ReimbursementRejected)
@@ -403,6 +479,42 @@ class TravelUnitOfWork(UnitOfWork):
         self.allowance_rates = DatedRates(self.session, AllowanceRate, allowance_rates, "country", "valid_from", "eur_per_night")
         self.exchange_rates = DatedRates(self.session, ExchangeRate, exchange_rates, "currency", "quoted_on", "units_per_eur")
         return self
+
+    async def claimant(self, registration_id: UUID) -> tuple[Registration, KnownCity, KnownEvent] | None:
+        """The registration, its city and its event, the event locked until the commit, in one
+        statement; None when any of them is unknown (the caller looks them up one by one to say which)."""
+        row = (await self.session.execute(_CLAIMANT, {"registration_id": registration_id})).first()
+        if row is None:
+            return None
+        city = KnownCity(**dict(zip(_CITY_COLUMNS, row[_EVENT:])))
+        return Registration(*row[:_REGISTRATION]), city, KnownEvent(*row[_REGISTRATION:_EVENT])
+
+    async def claim_facts(self, registration_id: UUID, event: KnownEvent, city_id: UUID, exchange: list[tuple[str, date]]) -> ClaimFacts:
+        """In one statement, after `claimant` locked the event (so that the count includes every claim
+        committed before): whether the registration has a claim, the city's CoE-funded claims for the
+        event, the allowance rate in force on its first day and the exchange rate of each (currency, day).
+        Rates are read with each claim, never cached: a rate set by another replica counts at once."""
+        statement = _claim_facts_statements.get(len(exchange))
+        if statement is None:
+            statement = _claim_facts_statements[len(exchange)] = self._claim_facts_statement(len(exchange))
+        parameters = {"registration_id": registration_id, "workshop_id": event.workshop_id, "city_id": city_id,
+                      "country": event.host_country, "first_day": event.starts_on}
+        for i, (currency, on) in enumerate(exchange):
+            parameters |= {f"currency_{i}": currency, f"on_{i}": on}
+        claimed, count, allowance_from, allowance, *quotes = (await self.session.execute(statement, parameters)).one()
+        rates = Rates(
+            self.allowance_rates.of(event.host_country, allowance_from, allowance),
+            {(currency, on): self.exchange_rates.of(currency, quotes[2 * i], quotes[2 * i + 1]) for i, (currency, on) in enumerate(exchange)},
+        )
+        return ClaimFacts(claimed is not None, count, rates)
+
+    def _claim_facts_statement(self, currencies: int) -> Any:
+        latest = select(travel_claims.c.id).where(travel_claims.c.registration_id == bindparam("registration_id")).limit(1)
+        count = _funded_quota_count(bindparam("workshop_id"), bindparam("city_id")).scalar_subquery()
+        columns = [latest.scalar_subquery(), count, *self.allowance_rates.in_force_columns(bindparam("country"), bindparam("first_day"))]
+        for i in range(currencies):
+            columns += self.exchange_rates.in_force_columns(bindparam(f"currency_{i}"), bindparam(f"on_{i}"))
+        return select(*columns)
 
     async def prefetch(self, events: list[Event]) -> None:
         await self.cities.preload(city_ids(events))

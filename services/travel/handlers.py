@@ -49,9 +49,12 @@ log = logging.getLogger("icc.travel")
 # --- commands -----------------------------------------------------------------------------
 
 
+def _exchange_wanted(expenses: list[Expense]) -> list[tuple[str, date]]:
+    return sorted({(e.currency, e.spent_on) for e in expenses if e.currency != EUR})
+
+
 async def _exchange_rates(uow: TravelUnitOfWork, expenses: list[Expense]) -> dict[tuple[str, date], ExchangeRate | None]:
-    wanted = {(e.currency, e.spent_on) for e in expenses if e.currency != EUR}
-    return {(currency, on): await uow.exchange_rates.in_force(currency, on) for currency, on in sorted(wanted)}
+    return {(currency, on): await uow.exchange_rates.in_force(currency, on) for currency, on in _exchange_wanted(expenses)}
 
 
 async def _rates(uow: TravelUnitOfWork, event: KnownEvent, stay: Stay) -> Rates:
@@ -73,17 +76,22 @@ async def _claimant(
     """The registration, its city and its event, the event locked: the city's funded places for it
     are counted one claim at a time (PostgreSQL row lock; SQLite serialises writers anyway). A quote
     counts them without the lock: it takes no place."""
-    registration = await uow.registrations.get(registration_id)
+    # All three in one statement (the event locked) when all three are known; a quote looks them up one by one.
+    found = await uow.claimant(registration_id) if lock else None
+    registration = found[0] if found else await uow.registrations.get(registration_id)
     if registration is None:
         # Most likely events' DelegateRegistered has not reached travel yet: worth a retry.
         raise NotYetKnown(f"registration {registration_id} is not known to travel (yet); if it was just made, retry shortly")
     if not may_act(registration.city_id, registration.delegate_email):
         raise NotFound(f"no registration {registration_id} of yours (a delegate claims for their own, a coordinator "
                        f"for their city's delegates)", code="not_found")
-    event = await uow.workshops.get(registration.workshop_id, for_update=lock)
-    if event is None:
-        raise NotYetKnown(f"the event {registration.workshop_id} of registration {registration_id} is not known to travel yet")
-    city = await uow.cities.get(registration.city_id)
+    if found:
+        _, city, event = found
+    else:  # the event or the city is unknown, or a quote: looked up one by one, to say which
+        event = await uow.workshops.get(registration.workshop_id, for_update=lock)
+        if event is None:
+            raise NotYetKnown(f"the event {registration.workshop_id} of registration {registration_id} is not known to travel yet")
+        city = await uow.cities.get(registration.city_id)
     if city is None or city.applicant:
         # Events registered its delegate as a member's: travel has yet to consume that CityJoined.
         raise NotYetKnown(f"travel has not yet learnt that city {registration.city_id} joined the network; retry shortly")
@@ -91,9 +99,9 @@ async def _claimant(
 
 
 async def _record(uow: TravelUnitOfWork, claim: TravelClaim, duplicate: str) -> TravelClaim:
-    uow.claims.add(claim)
     uow.emit(claim.claimed_event())
     try:
+        await uow.claims.insert(claim)
         await uow.commit()
     except IntegrityError as err:  # the same registration claimed twice at once: a unique key decides
         raise Conflict(duplicate, code="already_claimed") from err
@@ -109,12 +117,11 @@ async def _check_receipts(uow: TravelUnitOfWork, stay: Stay, city_id: UUID, dele
 async def _priced(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date, may_act: MayAct, *, lock: bool) -> TravelClaim:
     """A new claim decided as submitting it would: every check, the same pricing; not yet recorded."""
     registration, city, event = await _claimant(uow, registration_id, may_act, lock=lock)
-    domain.check_no_claim_yet(await uow.claims.latest_for(registration_id))
+    facts = await uow.claim_facts(registration_id, event, city.city_id, _exchange_wanted(stay.expenses))
+    if facts.claimed:
+        domain.check_no_claim_yet(await uow.claims.latest_for(registration_id))
     await _check_receipts(uow, stay, registration.city_id, registration.delegate_email)
-    return domain.submit_claim(
-        registration, city, event, stay, await _rates(uow, event, stay),
-        coe_funded_claims=await uow.claims.using_funded_quota(event.workshop_id, city.city_id), today=today,
-    )
+    return domain.submit_claim(registration, city, event, stay, facts.rates, coe_funded_claims=facts.coe_funded_claims, today=today)
 
 
 async def submit_claim(uow: TravelUnitOfWork, registration_id: UUID, stay: Stay, today: date, may_act: MayAct = _anyone) -> TravelClaim:

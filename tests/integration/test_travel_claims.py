@@ -451,6 +451,28 @@ async def test_two_simultaneous_claims_for_one_registration_give_one_claim(trave
     assert (await travel.claims(), len(await travel.outbox())) == (1, 1)
 
 
+async def test_a_claim_is_decided_in_two_reads_and_written_in_four_inserts(travel) -> None:
+    # Registration, event and city in one read; the existing claim, the quota count and the rates in
+    # another; then the claim, its lines, the outbox row and the audit row. Not one query per fact.
+    registration = await travel.delegate()
+    statements, request = [], asyncio.current_task()  # the in-process client runs the request in this task
+
+    def count(connection, cursor, statement, *args) -> None:
+        if asyncio.current_task() is request and "pg_notify" not in statement:  # not the relay's, nor its wake-up
+            statements.append(statement.split(None, 1)[0].upper())
+
+    engine = travel.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        answer = await travel.client.post("/claims", json=claim_body(registration))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert answer.status_code == 201, answer.text
+    assert (statements.count("SELECT"), statements.count("INSERT"), len(statements)) == (2, 4, 6), statements
+    shown = (await travel.client.get(f"/claims/{answer.json()['id']}")).json()
+    assert shown == answer.json() and [e for e, _ in await travel.published()] == ["TravelClaimed"]
+
+
 async def test_a_batch_of_facts_is_applied_in_a_few_queries_not_one_per_event(travel) -> None:
     city, workshop = await travel.city(), await travel.workshop()
     registered = [

@@ -17,6 +17,7 @@ from services.common.auth import InvalidToken, Principal, ProviderUnavailable, T
 from services.common.settings import LOCAL_ISSUER
 from services.finance.settings import FinanceSettings
 from tests.identity import TestIdentity
+from tests.support import eventually
 
 REALM_FILE = Path(__file__).parents[2] / "deploy" / "keycloak" / "realm-icc.json"
 
@@ -52,6 +53,38 @@ async def test_an_audience_list_that_includes_icc_api_is_accepted(identity) -> N
 
 async def test_a_token_expired_within_the_leeway_is_still_accepted(identity) -> None:
     assert (await verifier(identity).verify(identity.token("finance", expires_in=-10))).roles == {"finance"}
+
+
+async def test_a_verified_token_is_not_checked_again_until_it_expires_then_it_is_refused(identity) -> None:
+    keys, lookups = identity.keys(), []
+
+    class Counting:
+        async def key(self, kid: str):
+            lookups.append(kid)
+            return await keys.key(kid)
+
+    checker = TokenVerifier(LOCAL_ISSUER, "icc-api", Counting(), frozenset({"RS256"}), leeway=0)
+    token = identity.token("finance", expires_in=2)
+    assert (await checker.verify(token)).roles == {"finance"}
+    assert (await checker.verify(token)).roles == {"finance"} and len(lookups) == 1  # remembered: no second check
+
+    async def refused_as_expired() -> bool:
+        try:
+            await checker.verify(token)
+        except InvalidToken as err:
+            return "expired" in str(err)
+        return False
+
+    assert await eventually(refused_as_expired, timeout=10, what="the remembered token refused once expired")
+
+
+async def test_the_verified_tokens_remembered_are_bounded_least_recently_used_first(identity) -> None:
+    checker = verifier(identity)
+    checker.verified_max = 2
+    first, second, third = (identity.token("finance", username=name) for name in ("a", "b", "c"))
+    for token in (first, second, first, third):  # `first` used again: `second` is the least recent
+        await checker.verify(token)
+    assert list(checker.verified) == [first, third]
 
 
 # --- what is refused ----------------------------------------------------------------------

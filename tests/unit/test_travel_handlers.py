@@ -20,7 +20,8 @@ from contracts.events import (
 )
 from services.common.refusals import Conflict, Invalid, NotFound, NotYetKnown
 from services.travel import handlers
-from services.travel.domain import AllowanceRate, ClaimLine, ExchangeRate, Expense, ExpertVisit, Stay, TravelClaim
+from services.travel.db import ClaimFacts
+from services.travel.domain import AllowanceRate, ClaimLine, ExchangeRate, Expense, ExpertVisit, Rates, Stay, TravelClaim
 from tests.fakes import FakeKeyed, FakeUnitOfWork
 
 D = Decimal
@@ -70,6 +71,9 @@ class FakeClaims(FakeKeyed[TravelClaim]):
     async def drop_lines(self, lines: list[ClaimLine]) -> None:
         self.dropped += lines
 
+    async def insert(self, claim: TravelClaim) -> None:
+        self.add(claim)
+
 
 class FakeExpertVisits(FakeKeyed[ExpertVisit]):
     def __init__(self) -> None:
@@ -89,6 +93,21 @@ class FakeTravelUnitOfWork(FakeUnitOfWork):
         self.expert_visits = FakeExpertVisits()
         self.allowance_rates = FakeRates(AllowanceRate)
         self.exchange_rates = FakeRates(ExchangeRate)
+
+    async def claimant(self, registration_id: UUID):
+        registration = await self.registrations.get(registration_id)
+        if registration is None:
+            return None
+        city, event = await self.cities.get(registration.city_id), await self.workshops.get(registration.workshop_id)
+        return None if city is None or event is None else (registration, city, event)
+
+    async def claim_facts(self, registration_id: UUID, event, city_id: UUID, exchange: list) -> ClaimFacts:
+        return ClaimFacts(
+            await self.claims.latest_for(registration_id) is not None,
+            await self.claims.using_funded_quota(event.workshop_id, city_id),
+            Rates(await self.allowance_rates.in_force(event.host_country, event.starts_on),
+                  {(currency, on): await self.exchange_rates.in_force(currency, on) for currency, on in exchange}),
+        )
 
 
 class Ghent:
