@@ -188,6 +188,8 @@ class ClaimView(BaseModel):
     funding: str = Field(description="the funding rule the lines were decided under")
     event_year: int
     submitted_on: date
+    nights: int = Field(description="nights away, as claimed")
+    travel_days_without_night: int = Field(description="travel days without a night, as claimed")
     status: ClaimStatusName
     claim_version: int = Field(description="1, or the version of a resubmitted claim")
     supersedes: UUID | None = Field(description="the rejected claim this version replaces")

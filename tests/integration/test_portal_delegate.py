@@ -192,6 +192,9 @@ async def test_a_refused_field_is_shown_next_to_it_and_an_undecided_claim_is_ame
 
         page = await portal.get(claim_url)
         assert "Amend the claim" in page.text
+        # the amendment starts from the claim as it stands: its nights and travel days too
+        assert 'id="f-nights" name="nights" type="number" value="1"' in page.text
+        assert 'name="travel_days_without_night" type="number" value="1"' in page.text
         amended = await portal.post(f"{claim_url}/amendment", data={
             "nights": "2", "travel_days_without_night": "0", "lines[0].kind": "visa", "lines[0].amount": "60.00",
             "lines[0].currency": "EUR", "lines[0].spent_on": today().isoformat()})

@@ -302,7 +302,8 @@ async def send_claim(request: Request, principal: Person, api: Api) -> Response:
 
 def _claim_form(claim: dict) -> dict[str, Any]:
     """An amendment or resubmission starts from the claim as it stands (the allowance is travel's own line)."""
-    form = {"nights": "", "travel_days_without_night": "0", "delegate_email": claim["delegate_email"], "city_id": claim["city_id"]}
+    form = {"nights": str(claim.get("nights", "")), "travel_days_without_night": str(claim.get("travel_days_without_night", 0)),
+            "delegate_email": claim["delegate_email"], "city_id": claim["city_id"]}
     expenses = [line for line in claim["lines"] if line["kind"] in EXPENSE_KINDS]
     for i, line in enumerate(expenses):
         form.update({f"lines[{i}].kind": line["kind"], f"lines[{i}].amount": line["amount"], f"lines[{i}].currency": line["currency"],
