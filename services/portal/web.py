@@ -146,8 +146,7 @@ class Services:
         return (await self.call(service, "GET", path, params=clean)).json()
 
     async def post(self, service: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-        response = await self.call(service, "POST", path, json=body, **kwargs) if body is not None or not kwargs \
-            else await self.call(service, "POST", path, **kwargs)
+        response = await self.call(service, "POST", path, **({"json": body} if body is not None else {}), **kwargs)
         return response.json() if response.content else None
 
     async def put(self, service: str, path: str, body: Any = None) -> Any:
