@@ -8,6 +8,7 @@ as downloads, so a browser never needs a token of its own."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request
@@ -423,7 +424,7 @@ async def set_allowance_rate(request: Request, api: Api, principal: Actor) -> Re
     form = await form_of(request)
     country = form.get("allowance.country", "").upper()
     try:
-        await api.put("travel", f"/allowance-rates/{country or '-'}", given(form, "eur_per_night", "valid_from", prefix="allowance"))
+        await api.put("travel", f"/allowance-rates/{quote(country or '-', safe='')}", given(form, "eur_per_night", "valid_from", prefix="allowance"))
     except Refused as refused:
         return again(request, "finance/rates.html", refused, "allowance", form, **await rates_context(api))
     return done(request, _("Allowance rate for %(country)s set.") % {"country": i18n.country(country)}, "/finance/rates")
@@ -434,7 +435,7 @@ async def set_exchange_rate(request: Request, api: Api, principal: Actor) -> Res
     form = await form_of(request)
     currency = form.get("exchange.currency", "").upper()
     try:
-        await api.put("travel", f"/exchange-rates/{currency or '-'}", given(form, "units_per_eur", "on", prefix="exchange"))
+        await api.put("travel", f"/exchange-rates/{quote(currency or '-', safe='')}", given(form, "units_per_eur", "on", prefix="exchange"))
     except Refused as refused:
         return again(request, "finance/rates.html", refused, "exchange", form, **await rates_context(api))
     return done(request, _("Exchange rate for %(currency)s set.") % {"currency": currency}, "/finance/rates")
