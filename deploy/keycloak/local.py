@@ -165,6 +165,23 @@ class LocalKeycloak:
         pid = self._read_pid()
         return pid if pid is not None and self._alive(pid) else None
 
+    def _adopt(self) -> int | None:
+        """This distribution's server on our port when the pid file does not name it (a check that
+        fell in kc.sh's exec of the JVM after its first build once judged it gone; CI then started a
+        second one): found by its command line, recorded, so it is waited for and stopped as ours."""
+        markers = (str(self.dist).encode(), f"--http-port={self.port}".encode())
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if all(marker in cmdline for marker in markers) and self._alive(int(entry.name)):
+                self.pid_file.write_text(f"{entry.name}\n")
+                return int(entry.name)
+        return None
+
     def is_running(self) -> bool:
         return self.pid() is not None
 
@@ -180,7 +197,7 @@ class LocalKeycloak:
 
         A no-op if this home's server already runs. The first start on a checkout also builds
         Keycloak's optimised server image (about a minute); later ones take seconds."""
-        if self.pid() is not None:
+        if self.pid() is not None or self._adopt() is not None:
             self.wait_ready(timeout)
             return self
         self.pid_file.unlink(missing_ok=True)
@@ -272,7 +289,7 @@ class LocalKeycloak:
         next_note = started + 20
         while not self.is_ready():
             now = time.monotonic()
-            if self.pid() is None:
+            if self.pid() is None and self._adopt() is None:
                 code = self._proc.poll() if self._proc is not None else None
                 raise KeycloakError(
                     f"Keycloak exited during startup{'' if code is None else f' (exit code {code})'}. "
@@ -292,7 +309,7 @@ class LocalKeycloak:
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to the server's process group (clean shutdown), SIGKILL after `timeout` s. Safe
         when it is not running; always removes the pid file."""
-        pid = self.pid()
+        pid = self.pid() or self._adopt()
         if pid is not None:
             send_signal(pid, signal.SIGTERM, group=True)
             if not wait_gone(lambda: self._alive(pid), timeout):
