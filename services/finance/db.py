@@ -400,20 +400,57 @@ class Credits(Locked[UUID, Credit]):
 
 
 class Numbers:
-    """Legal numbers, gap-free per series and year of issue (see document_numbers)."""
+    """Legal numbers, gap-free per series and year of issue (see document_numbers).
+
+    A transaction takes a counter's row once (the UPDATE locks it until the commit, so no other
+    transaction numbers that series meanwhile) and counts on in memory; `write` stores where it
+    got to, just before the commit. A batch of 500 invoices is one UPDATE, not 500 (a profile of a
+    PostgreSQL burst put a sixth of finance's CPU in the per-invoice UPDATE)."""
 
     def __init__(self, session) -> None:
         self.session = session
+        self._next: dict[tuple[str, int], int] = {}  # the next number of each counter this transaction holds
+        self._stored: dict[tuple[str, int], int] = {}  # what its row says
+        self._transaction: object = None  # the transaction holding those rows
+
+    def _ours(self) -> None:
+        """Counters are held by one transaction: after a commit or a rollback, take them afresh."""
+        transaction = self.session.sync_session.get_transaction()
+        if transaction is not self._transaction:
+            self._next, self._stored, self._transaction = {}, {}, transaction
 
     async def take(self, series: str, year: int) -> str:
-        t = document_numbers
-        bump = update(t).where(t.c.series == series, t.c.year == year).values(next=t.c.next + 1).returning(t.c.next)
-        taken = await self.session.scalar(bump)
-        if taken is None:  # the year's first: create its counter (a concurrent first waits on the row, then bumps it)
-            insert_ = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-            await self.session.execute(insert_(t).values(series=series, year=year, next=1).on_conflict_do_nothing())
+        key = (series, year)
+        self._ours()
+        if key not in self._next:
+            t = document_numbers
+            bump = update(t).where(t.c.series == series, t.c.year == year).values(next=t.c.next + 1).returning(t.c.next)
             taken = await self.session.scalar(bump)
-        return f"{series}-{year}-{taken - 1:04d}"
+            if taken is None:  # the year's first: create its counter (a concurrent first waits on the row, then bumps it)
+                insert_ = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+                await self.session.execute(insert_(t).values(series=series, year=year, next=1).on_conflict_do_nothing())
+                taken = await self.session.scalar(bump)
+            self._next[key] = self._stored[key] = taken
+            return f"{series}-{year}-{taken - 1:04d}"
+        number = self._next[key]
+        self._next[key] = number + 1
+        return f"{series}-{year}-{number:04d}"
+
+    def held(self) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+        """Where the counters stand (a savepoint gives back the numbers taken after it)."""
+        return dict(self._next), dict(self._stored)
+
+    def give_back(self, held: tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]) -> None:
+        self._next, self._stored = dict(held[0]), dict(held[1])
+
+    async def write(self) -> None:
+        """Store the counters taken on in memory (their rows are this transaction's since `take`)."""
+        self._ours()
+        t = document_numbers
+        for (series, year), next_ in self._next.items():
+            if next_ != self._stored[series, year]:
+                await self.session.execute(update(t).where(t.c.series == series, t.c.year == year).values(next=next_))
+                self._stored[series, year] = next_
 
     async def restore(self) -> None:
         """Counters from the numbers held (after a rebuild: the numbers came from the events)."""
@@ -562,12 +599,14 @@ class FinanceUnitOfWork(UnitOfWork):
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         pending = [len(rows) for _, rows in self._rows()]
+        numbers = self.numbers.held()
         try:
             async with super().savepoint():
                 yield
         except BaseException:
             for (_, rows), keep in zip(self._rows(), pending):
                 del rows[keep:]
+            self.numbers.give_back(numbers)  # an event rolled back gives its numbers back: no gap
             raise
 
     async def commit(self) -> None:
@@ -582,6 +621,7 @@ class FinanceUnitOfWork(UnitOfWork):
                 await self.session.execute(insert(table), rows)
         for _, rows in self._rows():
             rows.clear()
+        await self.numbers.write()
         changes = self.session.info.get("finance_changes")
         if changes is not None and changes.shout:  # PostgreSQL: the other replicas hear it once this commits
             await self.session.execute(select(func.pg_notify(Changes.CHANNEL, changes.shout)))

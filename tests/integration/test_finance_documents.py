@@ -62,6 +62,59 @@ async def test_invoice_numbers_are_sequential_and_gap_free_under_concurrent_invo
     assert set(listed) <= set(numbers) and len(listed) >= 4
 
 
+async def test_a_batch_takes_its_counter_once_and_an_event_rolled_back_gives_its_numbers_back(finance, monkeypatch) -> None:
+    """Numbers are counted on in memory within a batch's transaction (one UPDATE takes the counter,
+    one stores it); an event whose handler fails is rolled back to its savepoint, and so are the
+    numbers it took: the series stays gap-free."""
+    from sqlalchemy import event
+
+    from services.finance import handlers
+
+    client, runtime = finance
+    counter_writes: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("UPDATE") and "document_numbers" in statement:
+            counter_writes.append(statement)
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await runtime.consumer.apply([record(joined(date(2026, 1, 1 + i), f"Batch {i:02}"), service="membership") for i in range(6)])
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", seen)
+    # six invoices: the year's counter created and taken once (two bumps around its INSERT), stored
+    # once at the commit; numbered one UPDATE each, that was seven
+    assert len(counter_writes) == 3, counter_writes
+
+    cities = [joined(date(2026, 2, 1 + i), f"Second {i:02}") for i in range(4)]
+    doomed = cities[1].city_id
+    record_fact = handlers.record
+
+    async def failing_after_numbering(uow, fact):
+        if getattr(fact, "city_id", None) == doomed and type(fact).__name__ == "InvoiceIssued":
+            raise RuntimeError("this city's invoice cannot be recorded")  # after issue() took its number
+        return await record_fact(uow, fact)
+
+    monkeypatch.setattr(handlers, "record", failing_after_numbering)
+    try:
+        await runtime.consumer.apply([record(city, service="membership") for city in cities])
+    finally:
+        monkeypatch.setattr(handlers, "record", record_fact)
+    async with runtime.sessions() as session:
+        numbers = sorted((await session.scalars(select(invoice_rows.c.number))).all())
+        counter = (await session.execute(text("SELECT next FROM document_numbers WHERE series = 'ICC'"))).scalar_one()
+    assert numbers == series(numbers, "ICC") and len(numbers) == 6 + 3  # the failed one's number went to the next city
+    assert counter == 10  # the row says where the batches got to
+    await deliver(runtime, joined(date(2026, 3, 1), "After"))  # the next transaction takes the row afresh
+    [after] = await invoices_of(client, await _city_named(runtime, "After"))
+    assert after["number"] == f"ICC-{today().year}-0010"
+
+
+async def _city_named(runtime, name: str):
+    async with runtime.sessions() as session:
+        return (await session.execute(text("SELECT city_id FROM members WHERE name = :n"), {"n": name})).scalar_one()
+
+
 async def test_a_credit_note_is_numbered_in_its_own_series(finance) -> None:
     client, runtime = finance
     city = joined(date(2026, 3, 1))
