@@ -26,6 +26,7 @@ from services.portal.i18n import _
 log = logging.getLogger("icc.portal")
 
 TEMPLATES = Path(__file__).parent / "templates"
+MAX_PENDING_NOTES = 10_000  # sessions with a note not yet shown
 
 
 # --- the menu ---------------------------------------------------------------------------------
@@ -175,6 +176,8 @@ def note(request: Request, text: str) -> None:
     key = request.cookies.get(SESSION_COOKIE, "")
     if key:
         notes.setdefault(key, []).append(text)
+        while len(notes) > MAX_PENDING_NOTES:  # browsers that never came back: their oldest notes go
+            notes.pop(next(iter(notes)))
 
 
 def _take_notes(request: Request) -> list[str]:

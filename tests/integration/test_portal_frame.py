@@ -128,3 +128,19 @@ def test_the_page_table_in_docs_is_the_code() -> None:
     table = dict(re.findall(r"^\| `([A-Z,]+ /[^`]*)` \| ([^|]+?) \|$", (PORTAL.parents[1] / "docs" / "portal.md").read_text(), re.M))
     assert table == code, (f"docs/portal.md differs from the code: only in the docs {sorted(set(table.items()) - set(code.items()))}; "
                            f"only in the code {sorted(set(code.items()) - set(table.items()))}")
+
+
+async def test_a_note_is_shown_once_and_notes_never_shown_do_not_pile_up(monkeypatch) -> None:
+    from services.portal import web
+
+    monkeypatch.setattr(web, "MAX_PENDING_NOTES", 3)
+    async with portal_over({}) as portal:
+        portal.sign_in("finance", username="fiona")
+        for n in range(5):  # five browsers that wrote something and never came back
+            portal.app.state.notes[f"gone-{n}"] = ["left behind"]
+        portal.cookies.set("icc_session", next(iter(portal.app.state.web_sessions._sessions)))
+        request = type("R", (), {"app": portal.app, "cookies": dict(portal.cookies)})()
+        web.note(request, "Payment recorded.")
+        assert len(portal.app.state.notes) == 3 and "gone-0" not in portal.app.state.notes
+        first, again = await portal.get("/"), await portal.get("/")
+        assert "Payment recorded." in first.text and "Payment recorded." not in again.text
