@@ -14,7 +14,6 @@ from services.common.api import today
 from services.finance.domain import Invoice
 from tests.integration.test_finance_budget import YEAR, deliver, emitted, finance, record, set_budget  # noqa: F401 (fixture)
 
-TODAY = today()
 
 
 def joined(on: date, name: str = "Ghent", city_id=None) -> CityJoined:
@@ -32,7 +31,9 @@ async def contribution(client, runtime, on: date = date(2026, 3, 1), name: str =
     return invoice
 
 
-async def pay(client, invoice: dict, amount: str, reference: str, paid_on: date = TODAY):
+async def pay(client, invoice: dict, amount: str, reference: str, paid_on: date | None = None):
+    # today() when called, not when imported: a run that crosses midnight must not pay "in the future"
+    paid_on = paid_on or today()
     return await client.post(f"/invoices/{invoice['id']}/payments", json={"amount": amount, "paid_on": paid_on.isoformat(), "reference": reference})
 
 
@@ -140,9 +141,9 @@ async def test_bad_payments_get_a_clear_4xx_and_write_nothing(finance) -> None:
     client, runtime = finance
     invoice = await contribution(client, runtime)
     url = f"/invoices/{invoice['id']}/payments"
-    good = {"amount": "100.00", "paid_on": TODAY.isoformat(), "reference": "BANK-1"}
+    good = {"amount": "100.00", "paid_on": today().isoformat(), "reference": "BANK-1"}
     for field, value in [("amount", 100.5), ("amount", "-1.00"), ("amount", "0.00"), ("amount", "1.005"),
-                         ("paid_on", (TODAY + timedelta(days=1)).isoformat()), ("reference", "")]:
+                         ("paid_on", (today() + timedelta(days=1)).isoformat()), ("reference", "")]:
         response = await client.post(url, json={**good, field: value})
         assert response.status_code == 422 and any(e["loc"][-1] == field for e in response.json()["detail"]), (field, response.text)
     assert (await client.post(f"/invoices/{uuid4()}/payments", json=good)).status_code == 404

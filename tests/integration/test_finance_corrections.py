@@ -13,7 +13,6 @@ from tests.integration.test_finance_budget import (  # noqa: F401 (fixture)
     YEAR, allocations, claimed, deliver, emitted, finance, line, set_budget, status_of,
 )
 
-TODAY = today()
 
 
 def joined(on: date, name: str = "Ghent", city_id=None) -> CityJoined:
@@ -30,7 +29,7 @@ async def years_invoiced(client, city_id) -> list[tuple[int, str]]:
 
 async def pay(client, invoice_id, amount: str, reference: str) -> dict:
     response = await client.post(f"/invoices/{invoice_id}/payments",
-                                 json={"amount": amount, "paid_on": TODAY.isoformat(), "reference": reference})
+                                 json={"amount": amount, "paid_on": today().isoformat(), "reference": reference})
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -55,7 +54,7 @@ async def test_a_city_whose_joining_arrives_after_a_run_for_a_later_year_is_invo
     run = (await client.post("/contribution-runs", json={"year": 2027})).json()
     assert (run["issued"], run["already_invoiced"]) == (1, 0)
     [(_, recorded)] = await emitted(runtime, "ContributionRunCompleted")
-    assert recorded == {"year": 2027, "run_on": TODAY.isoformat()}
+    assert recorded == {"year": 2027, "run_on": today().isoformat()}
 
     late, october = joined(date(2026, 3, 1), "Late"), joined(date(2026, 10, 5), "October")
     await deliver(runtime, late, october)  # membership's events reach finance after the run
@@ -82,9 +81,9 @@ async def test_a_claim_with_nothing_coe_funded_cannot_be_paid_nor_a_claim_at_zer
     montreal, oslo = claimed("0.00", european=False, city_borne="840.00"), claimed("400.00")
     await deliver(runtime, montreal, oslo)
     assert await status_of(client, montreal) == "approved"
-    nothing = await client.post(f"/reimbursements/{montreal.claim_id}/payment", json={"paid_on": TODAY.isoformat()})
+    nothing = await client.post(f"/reimbursements/{montreal.claim_id}/payment", json={"paid_on": today().isoformat()})
     assert nothing.status_code == 409 and nothing.json()["code"] == "nothing_to_pay", nothing.text
-    zero = await client.post(f"/reimbursements/{oslo.claim_id}/payment", json={"paid_on": TODAY.isoformat(), "amount": "0.00"})
+    zero = await client.post(f"/reimbursements/{oslo.claim_id}/payment", json={"paid_on": today().isoformat(), "amount": "0.00"})
     assert zero.status_code == 422 and zero.json()["detail"][0]["loc"][-1] == "amount"
     assert await status_of(client, montreal) == "approved" and await status_of(client, oslo) == "approved"
     assert await emitted(runtime, "ReimbursementPaid") == []
@@ -110,7 +109,7 @@ async def test_amounts_that_are_not_money_are_a_422_naming_the_field(finance, am
     await deliver(runtime, joined(date(YEAR, 2, 1)))
     [invoice] = (await client.get("/invoices")).json()
     response = await client.post(f"/invoices/{invoice['id']}/payments",
-                                 json={"amount": amount, "paid_on": TODAY.isoformat(), "reference": "B-1"})
+                                 json={"amount": amount, "paid_on": today().isoformat(), "reference": "B-1"})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "amount", response.text
     run = await client.post("/contribution-runs", json={"year": 10**20})
     assert run.status_code == 422 and run.json()["detail"][0]["loc"][-1] == "year"
@@ -133,7 +132,7 @@ async def test_a_bounced_payment_is_reversed_with_a_reason_and_shows_in_the_trac
     assert (reversed_.json()["status"], reversed_.json()["outstanding"], reversed_.json()["paid"]) == ("issued", "5000.00", "0.00")
     assert (await line(client, "administration"))["available"] == "0.00"
     [payment] = (await client.get(f"/invoices/{invoice['id']}/payments")).json()
-    assert (payment["reversed_on"], payment["reversal_reason"]) == (TODAY.isoformat(), "transfer bounced")
+    assert (payment["reversed_on"], payment["reversal_reason"]) == (today().isoformat(), "transfer bounced")
     [(_, event)] = await emitted(runtime, "PaymentReversed")
     assert (event["payment_id"], event["from_invoice"], event["from_credit"]) == (paid["payment_id"], "5000.00", "0.00")
     received = await traced(client, "received", city_id=str(city.city_id))
@@ -305,7 +304,7 @@ def amended(claim: TravelClaimed, amount: str, number: int = 1) -> TravelClaimAm
     return TravelClaimAmended(
         claim_id=claim.claim_id, registration_id=claim.registration_id, workshop_id=claim.workshop_id, city_id=claim.city_id,
         european=True, budget_line="delegate_travel", coe_funded=amount, city_borne="0.00", previous_coe_funded=claim.coe_funded,
-        event_year=claim.event_year, amended_on=TODAY, amendment=number,
+        event_year=claim.event_year, amended_on=today(), amendment=number,
     )
 
 
@@ -333,7 +332,7 @@ async def test_an_amendment_that_crossed_a_payment_changes_nothing(finance) -> N
     await set_budget(client, delegate_travel="1000.00")
     claim = claimed("400.00")
     await deliver(runtime, claim)
-    assert (await client.post(f"/reimbursements/{claim.claim_id}/payment", json={"paid_on": TODAY.isoformat()})).status_code == 200
+    assert (await client.post(f"/reimbursements/{claim.claim_id}/payment", json={"paid_on": today().isoformat()})).status_code == 200
     await deliver(runtime, amended(claim, "600.00"))
     assert await status_of(client, claim) == "paid"
     assert await emitted(runtime, "ReimbursementReopened") == []
@@ -364,7 +363,7 @@ async def test_refused_corrections_write_nothing(finance) -> None:
         (f"/spending/{uuid4()}/reversal", {"reason": "x"}),
         ("/invoices", {"city_id": str(uuid4()), "year": YEAR, "reason": "   "}),
         (f"/credits/{uuid4()}/refunds", {"reference": "R", "amount": "1E+3"}),
-        (f"/invoices/{uuid4()}/payments", {"amount": "1.00", "paid_on": TODAY.isoformat(), "reference": "B\x00-1"}),
+        (f"/invoices/{uuid4()}/payments", {"amount": "1.00", "paid_on": today().isoformat(), "reference": "B\x00-1"}),
     ]:
         response = await client.post(path, json=body)
         assert 400 <= response.status_code < 500, (path, response.text)

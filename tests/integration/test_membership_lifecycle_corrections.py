@@ -8,7 +8,6 @@ import pytest
 from services.common.api import today
 from tests.integration.test_membership_secretariat import apply, join, membership, published, sign, submit  # noqa: F401 (fixture)
 
-TODAY = today()
 
 
 async def status(client, city_id: str) -> str:
@@ -22,7 +21,7 @@ async def listed(client, status_: str) -> set[str]:
 async def test_a_city_is_a_member_up_to_and_including_its_withdrawals_effective_date(membership) -> None:
     client, runtime = membership
     leaving_later, leaving_today, gone = await join(client, "Later"), await join(client, "Today"), await join(client, "Gone")
-    for city, effective_on in ((leaving_later, TODAY + timedelta(days=30)), (leaving_today, TODAY), (gone, TODAY - timedelta(days=1))):
+    for city, effective_on in ((leaving_later, today() + timedelta(days=30)), (leaving_today, today()), (gone, today() - timedelta(days=1))):
         response = await client.post(f"/cities/{city['id']}/withdrawal", json={"effective_on": effective_on.isoformat()})
         assert response.status_code == 200, response.text
         assert response.json()["left_on"] == effective_on.isoformat()
@@ -31,10 +30,10 @@ async def test_a_city_is_a_member_up_to_and_including_its_withdrawals_effective_
     assert await listed(client, "left") == {gone["id"]}
     assert await listed(client, "applicant") == set()
     facts = [(t, p) for t, _, p in await published(runtime) if t == "CityLeft"]
-    assert [p["effective_on"] for _, p in facts] == [(TODAY + timedelta(days=30)).isoformat(), TODAY.isoformat(),
-                                                     (TODAY - timedelta(days=1)).isoformat()]
+    assert [p["effective_on"] for _, p in facts] == [(today() + timedelta(days=30)).isoformat(), today().isoformat(),
+                                                     (today() - timedelta(days=1)).isoformat()]
 
-    again = await client.post(f"/cities/{leaving_later['id']}/withdrawal", json={"effective_on": TODAY.isoformat()})
+    again = await client.post(f"/cities/{leaving_later['id']}/withdrawal", json={"effective_on": today().isoformat()})
     assert again.status_code == 409 and again.json()["code"] == "already_withdrawing"
     assert (await submit(client, leaving_later["id"])).status_code == 202  # still a member: it may submit the INDEX
     refused = await submit(client, gone["id"])
@@ -78,7 +77,7 @@ async def test_corrections_that_would_unmake_a_member_or_correct_nothing_are_ref
     url = "/cities/{}/signature-corrections"
     cases = [
         (applicant["id"], {"document": "statement_of_intent", "signed_on": "2026-01-15", "reason": "x"}, 409, "not_a_member"),
-        (member["id"], {"document": "financial_agreement", "signed_on": (TODAY + timedelta(days=1)).isoformat(), "reason": "x"},
+        (member["id"], {"document": "financial_agreement", "signed_on": (today() + timedelta(days=1)).isoformat(), "reason": "x"},
          422, "signed_in_the_future"),
         (member["id"], {"document": "financial_agreement", "signed_on": "2026-03-01", "reason": "x"}, 409, "nothing_to_correct"),
         (member["id"], {"document": "financial_agreement", "signed_on": "2026-07-01", "reason": "x"}, 409, "would_not_be_a_member"),
@@ -112,10 +111,10 @@ async def test_bad_numbers_and_text_in_an_application_are_a_422_naming_the_field
 async def test_rules_the_api_once_checked_are_refused_by_the_domain_naming_the_field(membership) -> None:
     client, _ = membership
     city = await join(client, "Oslo")
-    future = await client.post(f"/cities/{city['id']}/statement-of-intent", json={"signed_on": (TODAY + timedelta(days=1)).isoformat()})
+    future = await client.post(f"/cities/{city['id']}/statement-of-intent", json={"signed_on": (today() + timedelta(days=1)).isoformat()})
     assert future.status_code == 409  # already signed comes first: a signature is recorded once
     other = await apply(client, "Bergen")
-    future = await client.post(f"/cities/{other['id']}/statement-of-intent", json={"signed_on": (TODAY + timedelta(days=1)).isoformat()})
+    future = await client.post(f"/cities/{other['id']}/statement-of-intent", json={"signed_on": (today() + timedelta(days=1)).isoformat()})
     assert (future.status_code, future.json()["code"], future.json()["field"]) == (422, "signed_in_the_future", "signed_on")
     visit = await client.post(f"/cities/{city['id']}/expert-visits",
                               json={"visit_date": "2026-05-12", "experts": ["Dr Okafor"], "coe_representatives": [" "]})

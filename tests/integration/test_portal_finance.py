@@ -23,8 +23,7 @@ from tests.portal import portal_over, text_of
 from tests.support import running
 
 NO_BROKER = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # these tests never reach Kafka
-TODAY = today()
-YEAR = TODAY.year
+YEAR = today().year
 
 
 class Stack:
@@ -78,14 +77,14 @@ async def test_a_payment_recorded_on_the_invoice_page_and_one_of_zero_refused_ne
     assert f"/finance/invoices/{invoice['id']}" not in nothing.text
 
     zero = await portal.form(f"/finance/invoices/{invoice['id']}/payments",
-                             {"payment.amount": "0.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "BANK-1"})
+                             {"payment.amount": "0.00", "payment.paid_on": today().isoformat(), "payment.reference": "BANK-1"})
     assert zero.status_code == 422
     assert error_of(zero.text, "payment.amount") and 'value="BANK-1"' in zero.text  # as filled, the refusal by the amount
     assert (await stack.invoice_of(city_id))["paid"] == "0.00"
 
     portal.cookies.set("icc_lang", "fr")  # the note after the write is in the person's language too
     paid = await portal.form(f"/finance/invoices/{invoice['id']}/payments",
-                             {"payment.amount": "5000.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "BANK-1"})
+                             {"payment.amount": "5000.00", "payment.paid_on": today().isoformat(), "payment.reference": "BANK-1"})
     assert paid.status_code == 303 and paid.headers["location"] == f"/finance/invoices/{invoice['id']}"
     assert (await stack.invoice_of(city_id))["status"] == "paid"
     page = await portal.get(paid.headers["location"])
@@ -93,7 +92,7 @@ async def test_a_payment_recorded_on_the_invoice_page_and_one_of_zero_refused_ne
     assert "Paiement enregistré." in words and "Payée" in words and "5\xa0000,00\xa0€" in page.text and "BANK-1" in words
 
     twice = await portal.form(f"/finance/invoices/{invoice['id']}/payments",
-                              {"payment.amount": "10.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "BANK-1"})
+                              {"payment.amount": "10.00", "payment.paid_on": today().isoformat(), "payment.reference": "BANK-1"})
     assert twice.status_code == 409 and error_of(twice.text, "payment.reference")  # the same bank reference twice
 
 
@@ -103,7 +102,7 @@ async def test_credit_note_credit_applied_and_refunded_and_a_payment_reversed_th
     invoice = await stack.invoice_of(city_id)
     at = f"/finance/invoices/{invoice['id']}"
 
-    over = await portal.form(f"{at}/payments", {"payment.amount": "5200.00", "payment.paid_on": TODAY.isoformat(),
+    over = await portal.form(f"{at}/payments", {"payment.amount": "5200.00", "payment.paid_on": today().isoformat(),
                                                 "payment.reference": "B-7"})
     assert over.status_code == 303
     [payment] = (await stack.finance.get(f"/invoices/{invoice['id']}/payments")).json()
@@ -124,7 +123,7 @@ async def test_credit_note_credit_applied_and_refunded_and_a_payment_reversed_th
     assert f"/finance/credit-notes/{note['id']}.pdf" in page.text and "left early" in text_of(page.text)
 
     # 4500.00 paid on the 4000.00 left: 500.00 credit, applied to the next year's invoice
-    assert (await portal.form(f"{at}/payments", {"payment.amount": "4500.00", "payment.paid_on": TODAY.isoformat(),
+    assert (await portal.form(f"{at}/payments", {"payment.amount": "4500.00", "payment.paid_on": today().isoformat(),
                                                  "payment.reference": "B-8"})).status_code == 303
     run = await portal.form("/finance/contribution-runs", {"run.year": str(YEAR + 1)})
     assert run.status_code == 303 and run.headers["location"] == f"/finance/invoices?year={YEAR + 1}"
@@ -137,7 +136,7 @@ async def test_credit_note_credit_applied_and_refunded_and_a_payment_reversed_th
 
     # 1000.00 more than the next year asks: 500.00 credit, refunded (not more than there is)
     assert (await portal.form(f"/finance/invoices/{next_year['id']}/payments", {
-        "payment.amount": "5000.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "B-9"})).status_code == 303
+        "payment.amount": "5000.00", "payment.paid_on": today().isoformat(), "payment.reference": "B-9"})).status_code == 303
     beyond = await portal.form(f"/finance/invoices/{next_year['id']}/credit-refunds", {"refund.amount": "500.01",
                                                                                        "refund.reference": "BACK-1"})
     assert beyond.status_code == 409 and error_of(beyond.text, "refund.amount")
@@ -151,7 +150,7 @@ async def test_a_payment_booked_on_the_wrong_invoice_is_moved_to_the_right_one(s
     portal = stack.portal
     aarhus, bergen = await stack.invoice_of(await stack.member("Aarhus")), await stack.invoice_of(await stack.member("Bergen"))
     assert (await portal.form(f"/finance/invoices/{aarhus['id']}/payments", {
-        "payment.amount": "5000.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "BERGEN-1"})).status_code == 303
+        "payment.amount": "5000.00", "payment.paid_on": today().isoformat(), "payment.reference": "BERGEN-1"})).status_code == 303
     [payment] = (await stack.finance.get(f"/invoices/{aarhus['id']}/payments")).json()
     at = f"/finance/invoices/{aarhus['id']}/payments/{payment['id']}/reallocation"
     assert f'href="{at}"' in (await portal.get(f"/finance/invoices/{aarhus['id']}")).text
@@ -268,11 +267,11 @@ async def test_a_held_claim_is_listed_in_order_paid_or_rejected_with_refusals_ne
     at = f"/finance/claims/{first.claim_id}"
     page = await portal.get(at)
     assert "Approved" in text_of(page.text) and "Mark paid" in text_of(page.text)
-    zero = await portal.form(f"{at}/payment", {"payment.paid_on": TODAY.isoformat(), "payment.amount": "0.00"})
+    zero = await portal.form(f"{at}/payment", {"payment.paid_on": today().isoformat(), "payment.amount": "0.00"})
     assert zero.status_code == 422 and error_of(zero.text, "payment.amount")
-    future = await portal.form(f"{at}/payment", {"payment.paid_on": (TODAY + timedelta(days=2)).isoformat()})
+    future = await portal.form(f"{at}/payment", {"payment.paid_on": (today() + timedelta(days=2)).isoformat()})
     assert future.status_code == 422 and error_of(future.text, "payment.paid_on")
-    paid = await portal.form(f"{at}/payment", {"payment.paid_on": TODAY.isoformat(), "payment.amount": ""})
+    paid = await portal.form(f"{at}/payment", {"payment.paid_on": today().isoformat(), "payment.amount": ""})
     assert paid.status_code == 303
     assert (await stack.finance.get(f"/reimbursements/{first.claim_id}")).json()["paid_amount"] == "400.00"
 
@@ -302,7 +301,7 @@ async def test_a_lines_receipt_is_linked_from_the_claim_and_handed_on_as_a_downl
 
     @travel.get("/claims/{claim}")
     async def explained(claim: str) -> dict:
-        line = {"kind": "transport", "amount": "4580.00", "currency": "NOK", "spent_on": TODAY.isoformat(), "eur_amount": "400.00",
+        line = {"kind": "transport", "amount": "4580.00", "currency": "NOK", "spent_on": today().isoformat(), "eur_amount": "400.00",
                 "coe_funded": "400.00", "explanation": "actual cost", "receipt": None, "receipt_id": str(receipt_id)}
         return {"delegate_name": "Ingrid Berg", "delegate_email": "ingrid@oslo.example", "lines": [line, {**line, "receipt_id": None}]}
 
@@ -367,6 +366,6 @@ async def test_the_auditor_reads_every_page_without_its_forms_and_cannot_write(s
     home = (await portal.get("/")).text
     assert all(f'href="/finance/{path}"' in home for path in ("claims", "invoices", "budget", "reconciliation", "rates"))
     refused = await portal.form(f"/finance/invoices/{invoice['id']}/payments",
-                                {"payment.amount": "10.00", "payment.paid_on": TODAY.isoformat(), "payment.reference": "X"})
+                                {"payment.amount": "10.00", "payment.paid_on": today().isoformat(), "payment.reference": "X"})
     assert refused.status_code == 403
     assert (await stack.invoice_of(city_id))["paid"] == "0.00"
