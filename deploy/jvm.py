@@ -144,8 +144,10 @@ def process_alive(pid: int, *markers: bytes, child: subprocess.Popen | None = No
     """`pid` is alive (not a zombie) and its command line holds every one of `markers` (so a pid
     file left behind after a reboot, now naming someone else's process, is not mistaken for ours)."""
     if child is not None and child.pid == pid:
-        if child.poll() is not None:
-            return False
+        # Our own child, not yet reaped: it cannot be someone else's reused pid, so its command
+        # line need not be checked (reading /proc during the JVM's start once said "not ours" while
+        # it ran, and CI judged a starting Keycloak and a starting Kafka node gone).
+        return child.poll() is None
     else:
         try:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:  # reap our own dead child
