@@ -69,6 +69,9 @@ async def bench(args: argparse.Namespace, kafka: KafkaConnection) -> list[str]:
             lines += [
                 f"  claims POST -> decision visible in GET, {args.claims} at {args.claims_rate:.0f}/s: "
                 f"p50 {ms(percentile(claims.latencies, 50))} ms, p99 {ms(percentile(claims.latencies, 99))} ms",
+                f"    of which (p50 / p99 from each claim's start): POST answered {ms(percentile(claims.answered, 50))} / "
+                f"{ms(percentile(claims.answered, 99))} ms, decision on Kafka {ms(percentile(claims.decided, 50))} / "
+                f"{ms(percentile(claims.decided, 99))} ms",
                 f"  POST /claims {claims.claims_per_s:.0f}/s ({claims.claim_cpu * 1e3:.1f} ms CPU each in travel), "
                 f"bare FastAPI endpoint {claims.bare_per_s:.0f}/s ({claims.bare_cpu * 1e3:.2f} ms): "
                 f"ratio {claims.claims_per_s / claims.bare_per_s:.2f}",

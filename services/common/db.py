@@ -311,7 +311,8 @@ class Keyed(Generic[T]):
         self._loaded: dict[Any, T | None] = {}
 
     async def preload(self, keys: set[Any]) -> None:
-        wanted = keys - self._loaded.keys()
+        # Not `keys - self._loaded.keys()`: that hashes every key loaded so far, per call.
+        wanted = {key for key in keys if key not in self._loaded}
         if wanted:
             found = {getattr(row, self.key.name): row for row in await self.session.scalars(select(self.model).where(self.key.in_(wanted)))}
             self._loaded.update({key: found.get(key) for key in wanted})

@@ -284,7 +284,8 @@ class Invoices(Keyed[Invoice]):
             self._contributions.setdefault(invoice.city_id, []).append(invoice)
 
     async def preload_contributions(self, city_ids: set[UUID]) -> None:
-        wanted = city_ids - self._contributions.keys()
+        # Not `city_ids - self._contributions.keys()`: that hashes every key of the dict, per event.
+        wanted = {city_id for city_id in city_ids if city_id not in self._contributions}
         if wanted:
             query = select(Invoice).where(invoices.c.kind == "contribution", invoices.c.city_id.in_(wanted))
             found: dict[UUID, list[Invoice]] = {city_id: [] for city_id in wanted}
