@@ -272,10 +272,17 @@ class Invoices(Keyed[Invoice]):
         self._contributions: dict[UUID, list[Invoice]] = {}  # by city, cancelled ones too
         self.new: list[Invoice] = []  # inserted at commit (see FinanceUnitOfWork.commit)
         self.new_credit_notes: list[dict[str, Any]] = []  # inserted in bulk at commit, like the ledger
+        self._issuing: dict[UUID, Invoice] = {}
 
-    def fresh(self, invoice_id: UUID) -> None:
-        """An id just made up in this transaction: nothing can have it yet, so no query will look for it."""
-        self._loaded.setdefault(invoice_id, None)
+    def issuing(self, invoice: Invoice) -> None:
+        """An invoice the rules just made up, about to be issued: its id is fresh, so no query looks
+        for it, and the projection of its InvoiceIssued stores this very object (`made`) rather
+        than building a copy (each mapped object costs ~8 us of instrumentation)."""
+        self._loaded.setdefault(invoice.id, None)
+        self._issuing[invoice.id] = invoice
+
+    def made(self, invoice_id: UUID) -> Invoice | None:
+        return self._issuing.pop(invoice_id, None)
 
     def add(self, invoice: Invoice) -> None:
         self.new.append(invoice)
@@ -559,9 +566,10 @@ class FinanceUnitOfWork(UnitOfWork):
             cities | {e.city_id for e in events if isinstance(e, InvoiceIssued | TravelClaimed | ExpertVisitClaimed)}
         )
         await self.invoices.preload_contributions(cities)
-        await self.invoices.preload({e.invoice_id for e in events if hasattr(e, "invoice_id")})
+        # The field, asked of the event's class: hasattr on a pydantic event without it raises inside.
+        await self.invoices.preload({e.invoice_id for e in events if "invoice_id" in type(e).model_fields})
         await self.payments.preload({e.payment_id for e in events if isinstance(e, PaymentReversed)})
-        await self.claims.preload({e.claim_id for e in events if hasattr(e, "claim_id")})
+        await self.claims.preload({e.claim_id for e in events if "claim_id" in type(e).model_fields})
         keys: set[tuple[int, str]] = set()
         for e in events:
             if isinstance(e, TravelClaimed | TravelClaimAmended):
@@ -572,7 +580,7 @@ class FinanceUnitOfWork(UnitOfWork):
                 keys.add((e.year, e.budget_line))
             elif isinstance(e, BudgetSet):
                 keys.update((e.year, line) for line in LINES)
-            elif isinstance(e, CREDIT_FACTS) and hasattr(e, "invoice_id"):
+            elif isinstance(e, CREDIT_FACTS) and "invoice_id" in type(e).model_fields:
                 invoice = await self.invoices.get(e.invoice_id)
                 if invoice and invoice.funds_administration:
                     keys.add((invoice.year, ADMINISTRATION))

@@ -47,6 +47,7 @@ async def record(uow: FinanceUnitOfWork, event: Event) -> Envelope:
 async def issue(uow: FinanceUnitOfWork, invoice: Invoice) -> None:
     """Give a new invoice its legal number, in the transaction that issues it (a rollback gives it back)."""
     invoice.number = await uow.numbers.take(INVOICE_SERIES, invoice.issued_on.year)
+    uow.invoices.issuing(invoice)
     await record(uow, invoice.issued())
 
 
@@ -89,7 +90,6 @@ async def invoice_contributions(uow: FinanceUnitOfWork, member: Member, years: l
     issued = []
     for year in years:
         if invoice := member.contribution(year, await uow.invoices.contributions_of(member.city_id), issued_on):
-            uow.invoices.fresh(invoice.id)  # just made up: no need to look for it
             await issue(uow, invoice)
             issued.append(invoice)
     return issued
@@ -262,7 +262,6 @@ async def on_expert_visit_claimed(event: ExpertVisitClaimed, uow: FinanceUnitOfW
     await decide(uow, event.claim_id, event.coe_funded, "expert_visits", event.visit_date.year)
     if event.recharged > 0:  # a non-European city bears its expert visit: finance invoices it
         invoice = Invoice.new(event.city_id, "expert_visit_recharge", event.visit_date.year, event.recharged, today())
-        uow.invoices.fresh(invoice.id)
         await issue(uow, invoice)
 
 

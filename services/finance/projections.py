@@ -89,8 +89,9 @@ async def invoice_issued(uow: FinanceUnitOfWork, e: InvoiceIssued, fact: Fact) -
     if await uow.invoices.get(e.invoice_id) is not None:
         return summary
     uow.invoices.add(
-        Invoice(id=e.invoice_id, city_id=e.city_id, kind=e.kind, year=e.year, amount=e.amount, issued_on=e.issued_on,
-                due_on=e.due_on, reason=e.reason, replaces=e.replaces, number=e.number)
+        uow.invoices.made(e.invoice_id)  # the rules' own object, when finance issues it in this transaction
+        or Invoice(id=e.invoice_id, city_id=e.city_id, kind=e.kind, year=e.year, amount=e.amount, issued_on=e.issued_on,
+                   due_on=e.due_on, reason=e.reason, replaces=e.replaces, number=e.number)
     )
     _ledger(uow, fact, e, "invoiced", e.amount, year=e.year, on=e.issued_on, invoice_kind=e.kind, city_id=e.city_id, ref=e.invoice_id)
     return summary + (f", by hand: {e.reason}" if e.reason else "")

@@ -38,8 +38,11 @@ class FakeInvoices(FakeKeyed[Invoice]):
     async def add_credit_note(self, **row) -> None:
         self.credit_notes.append(row)
 
-    def fresh(self, invoice_id: UUID) -> None:
-        pass  # the real one spares a query; a dict has nothing to spare
+    def issuing(self, invoice: Invoice) -> None:
+        pass  # the real one spares a query and a copy; a dict has nothing to spare
+
+    def made(self, invoice_id: UUID) -> Invoice | None:
+        return None
 
 
 class FakePayments(FakeKeyed[Payment]):
