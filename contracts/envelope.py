@@ -78,6 +78,11 @@ def wrap(event: Event, *, service: str, correlation_id: UUID | None = None, acto
 
 
 def to_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    return [(name, value.encode()) for name, value in header_texts(envelope)]
+
+
+def header_texts(envelope: Envelope) -> list[tuple[str, str]]:
+    """The `ce_*` headers as text (what an outbox row keeps until the relay sends them as bytes)."""
     attributes = {
         "ce_specversion": SPEC_VERSION,
         "ce_id": str(envelope.id),
@@ -92,7 +97,7 @@ def to_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
     if envelope.actor is not None:
         attributes["ce_authtype"] = envelope.actor.auth_type
         attributes["ce_authid"] = envelope.actor.auth_id
-    return [(name, value.encode()) for name, value in attributes.items()]
+    return list(attributes.items())
 
 
 def to_value(envelope: Envelope) -> bytes:

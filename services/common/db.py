@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
+from uuid import uuid4
 
 import pydantic_core
 from alembic import command
@@ -19,13 +20,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from contracts.envelope import Actor, Envelope, to_headers, to_value, wrap
+from contracts.envelope import Actor, Envelope, header_texts, to_value, wrap
 from contracts.events import Event
 from services.common.sqlite import sqlite_engine
 from services.common.tracing import current_traceparent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-OUTBOX_CHANNEL = "icc_outbox"  # PostgreSQL NOTIFY on a commit that wrote outbox rows; payload: the schema
+OUTBOX_CHANNEL = "icc_outbox"  # PostgreSQL NOTIFY on a commit that wrote outbox rows; payload: "<schema> <origin>"
+ORIGIN = uuid4().hex[:12]  # this process, in its notifications: its own relay is woken directly, not again by its echo
 
 
 def utcnow() -> datetime:
@@ -243,9 +245,9 @@ class UnitOfWork:
         envelope = wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id, actor=self.actor)
         if self.actor is not None:
             self.audit(envelope.type, envelope.key, event_id=str(envelope.id))
-        headers = [[name, raw.decode()] for name, raw in to_headers(envelope)]
+        headers = header_texts(envelope)
         if traceparent := current_traceparent():  # the trace goes on in the consumers (services.common.tracing)
-            headers.append(["traceparent", traceparent])
+            headers.append(("traceparent", traceparent))
         self.add_outbox(
             message_id=str(envelope.id),
             topic=envelope.data.topic.value,
@@ -255,7 +257,7 @@ class UnitOfWork:
         )
         return envelope
 
-    def add_outbox(self, *, message_id: str, topic: str, key: str | None, value: bytes, headers: list[list[str]]) -> None:
+    def add_outbox(self, *, message_id: str, topic: str, key: str | None, value: bytes, headers: list[tuple[str, str]] | list[list[str]]) -> None:
         self._outbox.append(
             {"message_id": message_id, "topic": topic, "key": key, "value": value, "headers": headers, "created_at": utcnow()}
         )
@@ -289,7 +291,7 @@ class UnitOfWork:
             await self.session.execute(_INSERT_OUTBOX, self._outbox)
             self._outbox = []
             if self.session.bind.dialect.name == "postgresql":  # replicas: wake the relay holding the lock, wherever it runs
-                await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.current_schema())))
+                await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.concat(func.current_schema(), f" {ORIGIN}"))))
         if self._audit:
             await self.session.execute(_INSERT_AUDIT, self._audit)
             self._audit = []

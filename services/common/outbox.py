@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.common.db import OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
+from services.common.db import ORIGIN, OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
 
@@ -173,6 +173,17 @@ class OutboxRelay:
         ]
         await asyncio.gather(*deliveries)
         return [row[0] for row in rows]
+
+
+def woken_by(payload: str | None, schema: str) -> bool:
+    """Whether a notification on OUTBOX_CHANNEL should wake this process's relay: another process
+    committed outbox rows in our schema ("<schema> <origin>"), or the listener (re)connected (None:
+    what was sent meanwhile is lost). Our own commits wake the relay directly; their echo would
+    only make it run an empty round (five round trips) after every commit."""
+    if payload is None:
+        return True
+    written_in, _, origin = payload.partition(" ")
+    return written_in == schema and origin != ORIGIN
 
 
 def relay_lock_key(schema: str) -> int:

@@ -34,7 +34,7 @@ from services.common.login import WebSessions
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics, ObserveHttp
 from services.common.notify import listen
-from services.common.outbox import OutboxRelay
+from services.common.outbox import OutboxRelay, woken_by
 from services.common.purge import keep_purging
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
@@ -182,8 +182,8 @@ def build_service(
     runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None, metrics=metrics, tracing=tracing)
     if engine.dialect.name == "postgresql":
         # Replicas: an event committed in one process goes out now even if another's relay holds the lock.
-        def outbox_written(schema: str | None) -> None:
-            if schema in (None, settings.db_schema):
+        def outbox_written(payload: str | None) -> None:
+            if woken_by(payload, settings.db_schema):
                 relay.wake()
 
         runtime.background.append(lambda: listen(settings.db_url, OUTBOX_CHANNEL, outbox_written, name=f"icc-outbox:{settings.db_schema}",
