@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
-from uuid import uuid4
 
 import pydantic_core
 from alembic import command
@@ -27,7 +26,6 @@ from services.common.tracing import current_traceparent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 OUTBOX_CHANNEL = "icc_outbox"  # PostgreSQL NOTIFY on a commit that wrote outbox rows; payload: "<schema> <origin>"
-ORIGIN = uuid4().hex[:12]  # this process, in its notifications: its own relay is woken directly, not again by its echo
 
 
 def utcnow() -> datetime:
@@ -202,10 +200,13 @@ class UnitOfWork:
 
     Services subclass it to add their repositories as attributes built on `self.session`."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], service: str, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], service: str, on_commit: Callable[[], None], origin: str = ""
+    ) -> None:
         self._sessions = sessions
         self.service = service
-        self._on_commit = on_commit
+        self._on_commit = on_commit  # wakes this runtime's relay
+        self._origin = origin  # names this runtime's relay in the notification (services.common.outbox.woken_by)
         self.correlation_id: Any = None  # set by consumers: what a handler emits carries the cause's id
         self.cause: Envelope | None = None  # set by consumers: the event being applied
         # Who acts: set by the API from the signed-in principal (read when first needed, as route
@@ -291,7 +292,7 @@ class UnitOfWork:
             await self.session.execute(_INSERT_OUTBOX, self._outbox)
             self._outbox = []
             if self.session.bind.dialect.name == "postgresql":  # replicas: wake the relay holding the lock, wherever it runs
-                await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.concat(func.current_schema(), f" {ORIGIN}"))))
+                await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.concat(func.current_schema(), f" {self._origin}"))))
         if self._audit:
             await self.session.execute(_INSERT_AUDIT, self._audit)
             self._audit = []

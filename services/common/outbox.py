@@ -24,13 +24,14 @@ process as with many.)"""
 
 import asyncio
 import logging
+from uuid import uuid4
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.common.db import ORIGIN, OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
+from services.common.db import OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
 
@@ -52,6 +53,7 @@ class OutboxRelay:
         self.published_total = 0
         self._postgresql = not is_sqlite(normalise_url(settings.db_url))
         self.lock_key = relay_lock_key(settings.db_schema)
+        self.origin = uuid4().hex[:12]  # what its own runtime's commits are signed with (see woken_by)
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so they go out now rather than at the next poll."""
@@ -175,15 +177,15 @@ class OutboxRelay:
         return [row[0] for row in rows]
 
 
-def woken_by(payload: str | None, schema: str) -> bool:
-    """Whether a notification on OUTBOX_CHANNEL should wake this process's relay: another process
-    committed outbox rows in our schema ("<schema> <origin>"), or the listener (re)connected (None:
-    what was sent meanwhile is lost). Our own commits wake the relay directly; their echo would
-    only make it run an empty round (five round trips) after every commit."""
+def woken_by(payload: str | None, schema: str, origin: str) -> bool:
+    """Whether a notification on OUTBOX_CHANNEL should wake the relay of `origin`: another replica
+    committed outbox rows in our schema ("<schema> <its origin>"), or the listener (re)connected
+    (None: what was sent meanwhile is lost). Our own runtime's commits wake the relay directly;
+    their echo would only make it run an empty round (five round trips) after every commit."""
     if payload is None:
         return True
-    written_in, _, origin = payload.partition(" ")
-    return written_in == schema and origin != ORIGIN
+    written_in, _, written_by = payload.partition(" ")
+    return written_in == schema and written_by != origin
 
 
 def relay_lock_key(schema: str) -> int:

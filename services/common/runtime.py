@@ -61,7 +61,7 @@ class ServiceRuntime:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def unit_of_work(self) -> UnitOfWork:
-        return self.uow_class(self.sessions, self.settings.service, self.relay.wake)
+        return self.uow_class(self.sessions, self.settings.service, self.relay.wake, self.relay.origin)
 
 
 # async on purpose: FastAPI runs a plain-def dependency on a worker thread, a thread hand-off per
@@ -183,7 +183,7 @@ def build_service(
     if engine.dialect.name == "postgresql":
         # Replicas: an event committed in one process goes out now even if another's relay holds the lock.
         def outbox_written(payload: str | None) -> None:
-            if woken_by(payload, settings.db_schema):
+            if woken_by(payload, settings.db_schema, relay.origin):
                 relay.wake()
 
         runtime.background.append(lambda: listen(settings.db_url, OUTBOX_CHANNEL, outbox_written, name=f"icc-outbox:{settings.db_schema}",

@@ -1,5 +1,5 @@
-"""PostgreSQL: a commit that wrote outbox rows notifies the other processes' relays (replicas), and
-the notification names the process it came from, so that the committing process's own relay, woken
+"""PostgreSQL: a commit that wrote outbox rows notifies the other replicas' relays, and the
+notification names the runtime it came from, so that the committing runtime's own relay, woken
 directly, does not run a second, empty round on its echo."""
 
 import asyncio
@@ -9,22 +9,23 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from contracts.events import CityJoined
-from services.common.db import ORIGIN, OUTBOX_CHANNEL, normalise_url
+from services.common.db import OUTBOX_CHANNEL, normalise_url
 from services.common.outbox import woken_by
 from services.finance.app import build_app
 from services.finance.settings import FinanceSettings
 from tests.support import running
 
 
-def test_a_relay_wakes_for_other_processes_commits_in_its_schema_and_after_a_reconnection() -> None:
-    assert woken_by(f"finance {uuid.uuid4().hex[:12]}", "finance")  # another replica's commit
-    assert woken_by("finance", "finance")  # a process of the version before origins were sent
-    assert woken_by(None, "finance")  # the listener reconnected: notifications may have been lost
-    assert not woken_by(f"finance {ORIGIN}", "finance")  # our own commit: the relay was woken directly
-    assert not woken_by(f"travel {uuid.uuid4().hex[:12]}", "finance")  # another schema's outbox
+def test_a_relay_wakes_for_other_replicas_commits_in_its_schema_and_after_a_reconnection() -> None:
+    ours, theirs = "0a1b2c3d4e5f", "f5e4d3c2b1a0"
+    assert woken_by(f"finance {theirs}", "finance", ours)  # another replica's commit
+    assert woken_by("finance", "finance", ours)  # a replica of the version before origins were sent
+    assert woken_by(None, "finance", ours)  # the listener reconnected: notifications may have been lost
+    assert not woken_by(f"finance {ours}", "finance", ours)  # our own commit: the relay was woken directly
+    assert not woken_by(f"travel {theirs}", "finance", ours)  # another schema's outbox
 
 
-async def test_the_notification_of_a_commit_names_its_schema_and_this_process(postgres_server_url) -> None:
+async def test_the_notification_of_a_commit_names_its_schema_and_its_runtimes_relay(postgres_server_url) -> None:
     schema = f"t{uuid.uuid4().hex[:10]}_finance"
     app = build_app(FinanceSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", DATABASE_URL=postgres_server_url, database_schema=schema))
     heard: asyncio.Queue[str] = asyncio.Queue()
@@ -39,7 +40,8 @@ async def test_the_notification_of_a_commit_names_its_schema_and_this_process(po
             async with asyncio.timeout(10):
                 while (payload := await heard.get()).split(" ")[0] != schema:
                     pass  # other tests' schemas on the same server
-        assert payload == f"{schema} {ORIGIN}"
-        assert not woken_by(payload, schema)
+        relay = app.state.runtime.relay
+        assert payload == f"{schema} {relay.origin}"
+        assert not woken_by(payload, schema, relay.origin)
     finally:
         await listener.close()
