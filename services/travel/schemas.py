@@ -176,17 +176,34 @@ class DecisionView(BaseModel):
 ClaimStatusName = Literal["submitted", "approved", "held", "paid", "rejected"]
 
 
-class ClaimView(BaseModel):
-    id: UUID
+class PricedClaim(BaseModel):
+    """What a claim and its quote both say: whose, under which rule, and its lines priced in EUR."""
+
     registration_id: UUID
     workshop_id: UUID
     city_id: UUID
     delegate_name: str
     delegate_email: str
     european: bool = Field(description="the city's country was a Council of Europe member on the event's first day")
-    funded: bool = Field(description="within the city's funded quota when the claim was decided")
-    funding: str = Field(description="the funding rule the lines were decided under")
+    funding: str = Field(description="the funding rule the lines are decided under")
     event_year: int
+    claimed: Money = Field(description="every line in EUR")
+    coe_funded: Money
+    city_borne: Money
+    blocked: Money = Field(description="not reimbursed: transport without proof of payment")
+    lines: list[LineView]
+
+    @classmethod
+    def _fields_of(cls, claim: TravelClaim, *computed: str) -> dict:
+        return {
+            **{name: getattr(claim, name) for name in cls.model_fields if name not in ("lines", *computed)},
+            "lines": [LineView.of(line) for line in claim.lines],
+        }
+
+
+class ClaimView(PricedClaim):
+    id: UUID
+    funded: bool = Field(description="within the city's funded quota when the claim was decided")
     submitted_on: date
     nights: int = Field(description="nights away, as claimed")
     travel_days_without_night: int = Field(description="travel days without a night, as claimed")
@@ -195,48 +212,22 @@ class ClaimView(BaseModel):
     supersedes: UUID | None = Field(description="the rejected claim this version replaces")
     amended_on: date | None
     amendments: int
-    claimed: Money = Field(description="every line in EUR")
-    coe_funded: Money
-    city_borne: Money
-    blocked: Money = Field(description="not reimbursed: transport without proof of payment")
-    lines: list[LineView]
     decisions: list[DecisionView]
 
     @classmethod
     def of(cls, claim: TravelClaim) -> "ClaimView":
-        return cls(
-            **{name: getattr(claim, name) for name in cls.model_fields if name not in ("lines", "decisions")},
-            lines=[LineView.of(line) for line in claim.lines],
-            decisions=[DecisionView.of(decision) for decision in claim.decisions],
-        )
+        return cls(**cls._fields_of(claim, "decisions"), decisions=[DecisionView.of(decision) for decision in claim.decisions])
 
 
-class ClaimQuote(BaseModel):
+class ClaimQuote(PricedClaim):
     """A claim priced as `POST /claims` would decide it today, stored nowhere: no id, no status."""
 
-    registration_id: UUID
-    workshop_id: UUID
-    city_id: UUID
-    delegate_name: str
-    delegate_email: str
-    european: bool = Field(description="the city's country was a Council of Europe member on the event's first day")
     funded: bool = Field(description="within the city's funded quota, counting the claims already funded")
-    funding: str = Field(description="the funding rule the lines are decided under")
-    event_year: int
     priced_on: date = Field(description="today: a claim submitted later is priced with the rates and quota of its day")
-    claimed: Money = Field(description="every line in EUR")
-    coe_funded: Money
-    city_borne: Money
-    blocked: Money = Field(description="not reimbursed: transport without proof of payment")
-    lines: list[LineView]
 
     @classmethod
     def of(cls, claim: TravelClaim) -> "ClaimQuote":
-        return cls(
-            **{name: getattr(claim, name) for name in cls.model_fields if name not in ("lines", "priced_on")},
-            priced_on=claim.submitted_on,
-            lines=[LineView.of(line) for line in claim.lines],
-        )
+        return cls(**cls._fields_of(claim, "priced_on"), priced_on=claim.submitted_on)
 
 
 class ReceiptView(BaseModel):
