@@ -261,6 +261,11 @@ class Members(Keyed[Member]):
         self.new.append(member)
         self._loaded[member.city_id] = member
 
+    def forget(self, made: list[Member]) -> None:
+        """Members made in a savepoint that was rolled back: they do not exist."""
+        for member in made:
+            self._loaded.pop(member.city_id, None)
+
     def name(self, city_id: UUID | None) -> str:
         member = self._loaded.get(city_id) if city_id else None
         return member.name if member else f"city {str(city_id)[:8]}"
@@ -283,6 +288,14 @@ class Invoices(Keyed[Invoice]):
 
     def made(self, invoice_id: UUID) -> Invoice | None:
         return self._issuing.pop(invoice_id, None)
+
+    def forget(self, made: list[Invoice]) -> None:
+        """Invoices made in a savepoint that was rolled back: they do not exist."""
+        for invoice in made:
+            self._loaded.pop(invoice.id, None)
+            self._issuing.pop(invoice.id, None)
+            if invoice in (of_city := self._contributions.get(invoice.city_id, [])):
+                of_city.remove(invoice)
 
     def add(self, invoice: Invoice) -> None:
         self.new.append(invoice)
@@ -608,13 +621,22 @@ class FinanceUnitOfWork(UnitOfWork):
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         pending = [len(rows) for _, rows in self._rows()]
+        # New members and invoices are not in the ORM's session, so its rollback cannot expire them:
+        # what a failing handler changed on them is put back from these copies.
+        made = [(thing, {key: getattr(thing, key) for key in table.columns.keys()})
+                for table, things in ((members, self.members.new), (invoices, self.invoices.new)) for thing in things]
         numbers = self.numbers.held()
         try:
             async with super().savepoint():
                 yield
         except BaseException:
+            self.members.forget(self.members.new[pending[0]:])
+            self.invoices.forget(self.invoices.new[pending[1]:])
             for (_, rows), keep in zip(self._rows(), pending):
                 del rows[keep:]
+            for thing, values in made:
+                for key, value in values.items():
+                    setattr(thing, key, value)
             self.numbers.give_back(numbers)  # an event rolled back gives its numbers back: no gap
             raise
 

@@ -17,7 +17,7 @@ from services.common.consumer import EventConsumer
 from services.common.db import OutboxMessage, ProcessedEvent
 from services.finance import handlers as finance_handlers
 from services.finance.app import build_app
-from services.finance.domain import Invoice
+from services.finance.domain import Invoice, Member
 from services.finance.settings import FinanceSettings
 from tests.support import running
 
@@ -102,6 +102,47 @@ async def test_a_handler_that_fails_dead_letters_its_event_only(finance, monkeyp
     assert outcome.dead_lettered == ["CityJoined handler failed: RuntimeError: ledger closed"]
     assert await count(finance, Invoice) == 2
     assert await count(finance, Invoice, Invoice.city_id == cursed) == 0
+
+
+async def test_a_failing_handler_leaves_no_trace_on_what_earlier_events_of_its_batch_made(finance, monkeypatch) -> None:
+    """The batch's new members and invoices go in at commit from the objects themselves (not through
+    the ORM, which would expire them when the savepoint rolls back): what a failed handler changed on
+    them is undone with it."""
+    city = uuid4()
+
+    async def leaves_then_fails(event, uow):
+        member = await uow.members.get(event.city_id)
+        member.left_on = event.effective_on
+        for invoice in await uow.invoices.contributions_of(event.city_id):
+            invoice.credited = invoice.amount
+        raise RuntimeError("ledger closed")
+
+    monkeypatch.setitem(finance.consumer.handlers, CityLeft, leaves_then_fails)
+    left = CityLeft(city_id=city, effective_on=date(2026, 6, 30))
+    outcome = await finance.consumer.apply([record(joined(city)), record(left)])
+    assert (outcome.applied, len(outcome.dead_lettered)) == (1, 1)
+    async with finance.sessions() as session:
+        member = await session.get(Member, city)
+        invoices = (await session.scalars(select(Invoice).where(Invoice.city_id == city))).all()
+    assert member.left_on is None
+    assert invoices and all(invoice.credited == 0 for invoice in invoices)
+
+
+async def test_what_a_failed_handler_made_is_not_found_by_the_next_events_of_its_batch(finance, monkeypatch) -> None:
+    city = uuid4()
+    original = finance.consumer.handlers[CityJoined]
+    first, again = record(joined(city)), record(joined(city))  # the join, and the same join sent again
+
+    async def fails_on_the_first(event, uow):
+        await original(event, uow)  # makes the member and its invoice, then fails
+        if str(uow.cause.id) == dict(first.headers)["ce_id"].decode():
+            raise RuntimeError("ledger closed")
+
+    monkeypatch.setitem(finance.consumer.handlers, CityJoined, fails_on_the_first)
+    outcome = await finance.consumer.apply([first, again])
+    assert (outcome.applied, len(outcome.dead_lettered)) == (1, 1)
+    assert await count(finance, Member, Member.city_id == city) == 1
+    assert await count(finance, Invoice, Invoice.city_id == city) == 1
 
 
 async def test_a_dead_lettered_event_is_not_processed_so_its_replay_applies_it_once(finance, monkeypatch) -> None:
