@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.envelope import Actor, Envelope, to_headers, to_value, wrap
 from contracts.events import Event
-from services.common.sqlite import sqlite_engine
+from services.common.sqlite import READ_ONLY, sqlite_engine
 from services.common.tracing import current_traceparent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -157,6 +157,15 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
         connect_args={"server_settings": {"search_path": schema}},
         **JSON_CODEC,
     )
+
+
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for transactions that only read (GET routes): on PostgreSQL READ ONLY
+    transactions; on SQLite deferred ones on a WAL snapshot that do not queue for the writer lock
+    (services.common.sqlite). A write attempted in one fails, on both."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(postgresql_readonly=True)
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def alembic_config(service_migrations: Path) -> Config:

@@ -1,5 +1,6 @@
 """SQLite, the embedded default: an engine whose statements run on the event loop's thread, and one
-writer lock per process shared first come first served. Why, with the figures: docs/performance.md."""
+writer lock per process shared first come first served; transactions that only read (READ_ONLY)
+take no lock. Why, with the figures: docs/performance.md."""
 
 import asyncio
 import collections
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
 
 SQLITE_BUSY_SECONDS = 30  # how long a transaction waits for another process's writer
+# Execution option of an engine (services.common.db.reading) whose transactions only read.
+READ_ONLY = "icc_read_only"
 
 
 def _run_statement(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple:
@@ -129,6 +132,16 @@ class _InlineConnection(AsyncAdapt_aiosqlite_connection):
             except Exception as error:
                 self._handle_exception(error)
 
+    def begin_reading(self) -> None:
+        """A deferred transaction that may not write (PRAGMA query_only: a write fails with "attempt
+        to write a readonly database"). Its first read takes a snapshot of the WAL, which never
+        waits for the writer nor makes it wait."""
+        try:
+            self._connection._conn.execute("PRAGMA query_only=ON").close()
+            self._connection._conn.execute("BEGIN").close()
+        except Exception as error:
+            self._handle_exception(error)
+
     def commit(self) -> None:  # in WAL mode (synchronous=NORMAL) a commit writes, it does not sync
         if self._connection._connection:
             try:
@@ -159,10 +172,13 @@ class WriterLock:
     SQLite's busy handler and polls, so a writer that commits and begins again within milliseconds
     (a consumer working through a backlog) can starve the others (the outbox relay) for seconds.
     Instead every transaction of the process queues for this lock, first come first served, and
-    holds it from BEGIN until its connection goes back to the pool."""
+    holds it from BEGIN until its connection goes back to the pool. A transaction that only reads (an
+    engine with the READ_ONLY option) takes neither this lock nor SQLite's: in WAL mode it reads a
+    snapshot while the writer goes on, and a write it attempts fails."""
 
     WAIT_SECONDS = SQLITE_BUSY_SECONDS  # a lock held that long is a bug, not load
     HELD = "icc_writer_lock"  # flag in the pool entry's info: this connection holds the lock
+    READING = "icc_query_only"  # flag in the pool entry's info: the connection refuses writes until checked in
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
@@ -182,6 +198,14 @@ class WriterLock:
         def _begin(connection: Any) -> None:
             info = connection.connection.info
             adapted = connection.connection.dbapi_connection
+            if connection.get_execution_options().get(READ_ONLY):
+                if info.get(self.HELD):  # the same connection wrote earlier in this checkout: it would be a writer's
+                    raise RuntimeError("a read-only transaction on a connection that holds the SQLite writer lock")
+                info[self.READING] = True
+                adapted.begin_reading()
+                return
+            if info.get(self.READING):
+                raise RuntimeError("a writing transaction on a connection checked out to read only")
             if not info.get(self.HELD):  # a connection kept checked out keeps it across its transactions
                 adapted.run_async(lambda _: self._acquire())
                 info[self.HELD] = True
@@ -189,9 +213,14 @@ class WriterLock:
 
         @event.listens_for(engine.sync_engine, "checkin")
         @event.listens_for(engine.sync_engine, "detach")
-        def _release(_: Any, record: Any) -> None:
-            if record is not None and record.info.pop(self.HELD, False):
+        def _release(adapted: Any, record: Any) -> None:
+            if record is None:
+                return
+            if record.info.pop(self.HELD, False):
                 self._lock.release()
+            driver = getattr(getattr(adapted, "_connection", None), "_connection", None)  # None once closed
+            if record.info.pop(self.READING, False) and driver is not None:
+                driver.execute("PRAGMA query_only=OFF").close()
 
 
 def sqlite_engine(url: str, **options: Any) -> AsyncEngine:
