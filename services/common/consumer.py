@@ -38,6 +38,7 @@ from contracts.topics import dead_letter_topic
 from services.common.db import ProcessedEvent, UnitOfWork, utcnow
 from services.common.logs import event_id as logged_event_id
 from services.common.retry import Backoff
+from services.common.sqlite import IN_PIPELINE
 from services.common.tracing import Tracing, remote_parent
 
 log = logging.getLogger("icc.consumer")
@@ -160,10 +161,13 @@ class EventConsumer:
                 readable.append((record, from_record(record.headers or (), record.value)))
             except UnreadableEvent as err:
                 unreadable.append((record, str(err)))
+        pipeline = IN_PIPELINE.set(True)  # its transaction takes turns with requests for SQLite's writer lock
         try:
             outcome = await self._apply(readable, unreadable, isolate=False)
         except HandlerFailed:
             outcome = await self._apply(readable, unreadable, isolate=True)
+        finally:
+            IN_PIPELINE.reset(pipeline)
         outcome.skipped = skipped
         # Counted once committed: a batch rolled back and redelivered would dead-letter its records again.
         self.dead_letters.update(outcome.dead_letter_kinds)
