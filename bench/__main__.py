@@ -70,7 +70,8 @@ async def bench(args: argparse.Namespace, kafka: KafkaConnection) -> list[str]:
                 f"  claims POST -> decision visible in GET, {args.claims} at {args.claims_rate:.0f}/s: "
                 f"p50 {ms(percentile(claims.latencies, 50))} ms, p99 {ms(percentile(claims.latencies, 99))} ms",
                 f"    of which (p50 / p99 from each claim's start): POST answered {ms(percentile(claims.answered, 50))} / "
-                f"{ms(percentile(claims.answered, 99))} ms, decision on Kafka {ms(percentile(claims.decided, 50))} / "
+                f"{ms(percentile(claims.answered, 99))} ms, TravelClaimed on Kafka {ms(percentile(claims.claimed, 50))} / "
+                f"{ms(percentile(claims.claimed, 99))} ms, decision on Kafka {ms(percentile(claims.decided, 50))} / "
                 f"{ms(percentile(claims.decided, 99))} ms",
                 f"  POST /claims {claims.claims_per_s:.0f}/s ({claims.claim_cpu * 1e3:.1f} ms CPU each in travel), "
                 f"bare FastAPI endpoint {claims.bare_per_s:.0f}/s ({claims.bare_cpu * 1e3:.2f} ms): "

@@ -4,8 +4,8 @@ visible in GET /claims/{id} (travel), with travel and finance each its own proce
 The member city, the event and one registration per claim are produced to Kafka as membership
 and events would publish them; the budget and the allowance rate go through the services' APIs.
 - latency: claims at a steady rate; per claim, from the start of its POST to the first GET that
-  shows finance's decision (the bench reads finance's decisions from Kafka to know when to start
-  asking, then asks every few milliseconds);
+  shows finance's decision (the bench reads TravelClaimed and finance's decisions from Kafka, to say
+  where the time goes and to know when to start asking, then asks every few milliseconds);
 - throughput: claims POSTed by a fixed number of concurrent clients, against the same number of
   requests to a bare FastAPI endpoint (bench.bare) served the same way in the same run.
 """
@@ -52,8 +52,10 @@ def claim_body(registration_id: str, on: date) -> dict:
 @dataclass
 class Figures:
     latencies: list[float] = field(default_factory=list)
-    # per claim, from its scheduled start: POST answered, finance's decision on Kafka (where the latency goes)
+    # per claim, from its scheduled start: POST answered, TravelClaimed on Kafka, finance's decision on
+    # Kafka (where the latency goes)
     answered: list[float] = field(default_factory=list)
+    claimed: list[float] = field(default_factory=list)
     decided: list[float] = field(default_factory=list)
     claims_per_s: float = 0.0
     bare_per_s: float = 0.0
@@ -84,11 +86,12 @@ async def claims_pipeline(run: Run, rate: float, count: int, throughput_count: i
         await _consumed(run.kafka, f"{prefix}icc.travel", f"{prefix}{Topic.WORKSHOPS.value}", timeout=180)
 
         figures = Figures()
-        async with Arrivals(run.kafka, f"{prefix}{Topic.REIMBURSEMENTS.value}", by_key=True) as decisions:
-            await _paced(client, decisions, registrations[:WARM_UP], on, rate)
+        async with (Arrivals(run.kafka, f"{prefix}{Topic.CLAIMS.value}", by_key=True) as claims,
+                    Arrivals(run.kafka, f"{prefix}{Topic.REIMBURSEMENTS.value}", by_key=True) as decisions):
+            await _paced(client, claims, decisions, registrations[:WARM_UP], on, rate)
             say(f"claims pipeline paced: {count} claims at {rate:.0f}/s ...")
-            stages = await _paced(client, decisions, registrations[WARM_UP:WARM_UP + count], on, rate)
-            figures.answered, figures.decided, figures.latencies = (list(s) for s in zip(*stages))
+            stages = await _paced(client, claims, decisions, registrations[WARM_UP:WARM_UP + count], on, rate)
+            figures.answered, figures.claimed, figures.decided, figures.latencies = (list(s) for s in zip(*stages))
             finance.check()
             travel.check()
             say(f"claims throughput: {throughput_count} POST /claims, then the bare endpoint, {CONCURRENCY} clients ...")
@@ -158,7 +161,9 @@ async def _consumed(kafka: KafkaConnection, group: str, topic: str, timeout: flo
         await admin.close()
 
 
-async def _paced(client: HttpClient, decisions: Arrivals, registrations: list[str], on: date, rate: float) -> list[tuple[float, float, float]]:
+async def _paced(
+    client: HttpClient, claims: Arrivals, decisions: Arrivals, registrations: list[str], on: date, rate: float,
+) -> list[tuple[float, float, float, float]]:
     """Latency from each claim's scheduled start, so that a claim that waited for a free client
     (travel slower than the rate) counts its wait. At most IN_FLIGHT requests at once, as a
     service's callers would, rather than one per claim until travel's connection pool runs dry; a
@@ -166,7 +171,7 @@ async def _paced(client: HttpClient, decisions: Arrivals, registrations: list[st
     started = time.monotonic()
     free = asyncio.Semaphore(IN_FLIGHT)
 
-    async def one(i: int, registration: str) -> tuple[float, float, float]:
+    async def one(i: int, registration: str) -> tuple[float, float, float, float]:
         scheduled = started + i / rate
         await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
         async with free:
@@ -174,15 +179,16 @@ async def _paced(client: HttpClient, decisions: Arrivals, registrations: list[st
         _expect(response, 201)
         answered = time.monotonic() - scheduled
         claim_id = response.json()["id"]
+        await claims.arrived(claim_id, timeout=300)
         await decisions.arrived(claim_id, timeout=300)
-        decided = time.monotonic() - scheduled
+        claimed, decided = claims.at[claim_id] - scheduled, decisions.at[claim_id] - scheduled
         pause = POLL_FIRST_SECONDS
         while True:
             async with free:
                 shown = await client.get(f"/claims/{claim_id}")
             _expect(shown, 200)
             if shown.json()["status"] != "submitted":
-                return answered, decided, time.monotonic() - scheduled
+                return answered, claimed, decided, time.monotonic() - scheduled
             await asyncio.sleep(pause)
             pause = min(pause * 2, POLL_MAX_SECONDS)
 

@@ -23,6 +23,7 @@ from contracts.events import CityJoined, Event
 from contracts.topics import PARTITIONS
 from deploy.kafka.acls import grant
 from deploy.kafka.principals import login
+from services.common.consumer import FETCH_MAX_WAIT_MS
 from services.common.kafka import client_args
 from services.common.settings import KafkaConnection
 from tests.identity import STAND_IN
@@ -224,7 +225,11 @@ class Arrivals:
     correlation id (or by its key, with by_key=True)."""
 
     def __init__(self, kafka: KafkaConnection, topic: str, *, by_key: bool = False) -> None:
-        self._consumer = AIOKafkaConsumer(topic, **client_args(kafka), auto_offset_reset="earliest", enable_auto_commit=False)
+        # fetch_max_wait_ms as the services' consumers (services.common.consumer): with aiokafka's
+        # default 500 ms, a record could reach the bench up to 500 ms after it was on the topic, and
+        # every stage measured from its arrival (and the GETs started on it) was that much late.
+        self._consumer = AIOKafkaConsumer(topic, **client_args(kafka), auto_offset_reset="earliest", enable_auto_commit=False,
+                                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         self._by_key = by_key
         self.at: dict[str, float] = {}
         self._waiters: dict[str, asyncio.Future] = {}

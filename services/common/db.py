@@ -2,8 +2,11 @@
 (schema per service), money columns in integer cents, the machinery tables, the unit of work,
 and Alembic migrations applied before a service takes traffic."""
 
+import functools
 import hashlib
+import ipaddress
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -14,14 +17,18 @@ from typing import Any, Generic, Self, TypeVar
 import pydantic_core
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, TypeDecorator, func, insert, inspect, select, text
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Insert, Integer, LargeBinary, String, TypeDecorator, event, func, insert, inspect, literal, select,
+    text,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.envelope import Actor, Envelope, header_texts, to_value, wrap
 from contracts.events import Event
-from services.common.sqlite import sqlite_engine
+from services.common.sqlite import READ_ONLY, sqlite_engine
 from services.common.tracing import current_traceparent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -127,6 +134,13 @@ class AuditEntry(MachineryBase):
 _INSERT_OUTBOX, _INSERT_AUDIT = insert(OutboxMessage.__table__), insert(AuditEntry.__table__)
 
 
+@functools.cache
+def _insert_outbox_notifying(origin: str) -> Insert:
+    """The outbox INSERT that also notifies the other replicas' relays ("<schema> <origin>": see
+    services.common.outbox.woken_by)."""
+    return _INSERT_OUTBOX.returning(func.pg_notify(OUTBOX_CHANNEL, func.concat(func.current_schema(), literal(f" {origin}"))))
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -147,16 +161,64 @@ def _json_text(value: Any) -> str:
 JSON_CODEC = {"json_serializer": _json_text, "json_deserializer": pydantic_core.from_json}
 
 
+# A pooled PostgreSQL connection idle longer than this is pinged before use (see _ping_when_idle).
+IDLE_PING_SECONDS = 1.0
+_IDLE_SINCE = "icc_idle_since"
+
+
 def create_engine(url: str, schema: str) -> AsyncEngine:
     url = normalise_url(url.replace("postgres://", "postgresql://", 1))
     if is_sqlite(url):
         return sqlite_engine(url, **JSON_CODEC)
-    return create_async_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={"server_settings": {"search_path": schema}},
-        **JSON_CODEC,
-    )
+    connect_args: dict[str, Any] = {"server_settings": {"search_path": schema}}
+    parsed = make_url(url)
+    if _on_this_machine(parsed.host) and not {"ssl", "sslmode"} & set(parsed.query):
+        # asyncpg would negotiate TLS (sslmode "prefer"): over loopback it protects nothing, and
+        # every statement and answer then goes through asyncio's TLS layer. The URL's ssl= decides.
+        connect_args["ssl"] = False
+    engine = create_async_engine(url, connect_args=connect_args, **JSON_CODEC)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _on_this_machine(host: str | None) -> bool:
+    if host in (None, "", "localhost") or host.startswith("/"):  # no host or a directory: a Unix socket
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Replace a connection the server closed (a restart, an idle timeout) before a transaction
+    uses it, as `pool_pre_ping` does, but only for connections that sat in the pool: pinging each
+    checkout cost a round trip per transaction (a tenth of a claim's). A connection back in the
+    pool within the second is used as it is; should the server have gone meanwhile, the statement
+    fails as a disconnect, the pool drops its connections, and the caller's retry gets new ones."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(_: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _alive(dbapi_connection: Any, record: Any, _: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is not None and time.monotonic() - since > IDLE_PING_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as err:
+                raise DisconnectionError(f"pooled connection found closed: {err!r}") from err  # the pool opens another
+
+
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for transactions that only read (GET routes): on PostgreSQL READ ONLY
+    transactions; on SQLite deferred ones on a WAL snapshot that do not queue for the writer lock
+    (services.common.sqlite). A write attempted in one fails, on both."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(postgresql_readonly=True)
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def alembic_config(service_migrations: Path) -> Config:
@@ -289,10 +351,11 @@ class UnitOfWork:
         # Outbox rows go in as one multi-row INSERT: a batch of 500 events is one statement, not 500.
         published = bool(self._outbox)
         if published:
-            await self.session.execute(_INSERT_OUTBOX, self._outbox)
+            # PostgreSQL, replicas: the same statement wakes the relay holding the lock, wherever it runs
+            # (one NOTIFY at the commit: PostgreSQL folds a transaction's identical ones), no round trip of its own.
+            postgresql = self.session.bind.dialect.name == "postgresql"
+            await self.session.execute(_insert_outbox_notifying(self._origin) if postgresql else _INSERT_OUTBOX, self._outbox)
             self._outbox = []
-            if self.session.bind.dialect.name == "postgresql":  # replicas: wake the relay holding the lock, wherever it runs
-                await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, func.concat(func.current_schema(), f" {self._origin}"))))
         if self._audit:
             await self.session.execute(_INSERT_AUDIT, self._audit)
             self._audit = []

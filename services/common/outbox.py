@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common.db import OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
 from services.common.retry import Backoff
 from services.common.settings import ServiceSettings
+from services.common.sqlite import IN_PIPELINE
 
 log = logging.getLogger("icc.outbox")
 outbox = OutboxMessage.__table__
@@ -66,6 +67,7 @@ class OutboxRelay:
             ) or 0
 
     async def run(self) -> None:
+        IN_PIPELINE.set(True)  # this task's: its rounds take turns with requests for SQLite's writer lock
         producer: AIOKafkaProducer | None = None
         backoff = Backoff(cap=self._settings.retry_max_seconds)
         outage = False

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts.events import Event
 from contracts.topics import CONSUMES, PRODUCES, dead_letter_topic
 from services.common.consumer import EventConsumer, Handler
-from services.common.db import OUTBOX_CHANNEL, UnitOfWork, create_engine, migrate
+from services.common.db import OUTBOX_CHANNEL, UnitOfWork, create_engine, migrate, reading
 from services.common.errors import install_error_handlers
 from contracts.envelope import Actor
 from services.common import auth
@@ -48,6 +48,7 @@ class ServiceRuntime:
     settings: ServiceSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    readers: async_sessionmaker[AsyncSession]  # sessions that only read (db.reading)
     uow_class: type[UnitOfWork]
     broker: KafkaBroker
     relay: OutboxRelay
@@ -60,8 +61,10 @@ class ServiceRuntime:
     # A service's own background work (finance: listening for other replicas' changes), run like the relay.
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
-    def unit_of_work(self) -> UnitOfWork:
-        return self.uow_class(self.sessions, self.settings.service, self.relay.wake, self.relay.origin)
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """`read_only`: a transaction that reads and never writes (a write in it fails); on SQLite it
+        does not queue for the writer lock behind requests, consumers and the relay."""
+        return self.uow_class(self.readers if read_only else self.sessions, self.settings.service, self.relay.wake, self.relay.origin)
 
 
 # async on purpose: FastAPI runs a plain-def dependency on a worker thread, a thread hand-off per
@@ -73,8 +76,15 @@ async def get_runtime(request: Request) -> ServiceRuntime:
 async def get_unit_of_work(request: Request) -> UnitOfWork:
     """A unit of work acting for the signed-in caller (route rules run before it): what it emits
     carries them as the actor and goes into the audit trail."""
-    uow = request.app.state.runtime.unit_of_work()
+    return _acting_for_caller(request, request.app.state.runtime.unit_of_work())
 
+
+async def get_reading_unit_of_work(request: Request) -> UnitOfWork:
+    """For routes that only read: a read-only unit of work (ServiceRuntime.unit_of_work)."""
+    return _acting_for_caller(request, request.app.state.runtime.unit_of_work(read_only=True))
+
+
+def _acting_for_caller(request: Request, uow: UnitOfWork) -> UnitOfWork:
     def caller() -> Actor | None:
         principal: auth.Principal | None = getattr(request.state, "principal", None)
         return principal.actor if principal is not None else None
@@ -179,7 +189,8 @@ def build_service(
     metrics, tracing = Metrics(settings.service), Tracing.from_settings(settings)
     broker = create_broker(settings, middlewares=[metrics.broker_middleware()])
     relay = OutboxRelay(sessions, settings, lambda: create_producer(settings))
-    runtime = ServiceRuntime(settings, engine, sessions, uow_class, broker, relay, consumer=None, metrics=metrics, tracing=tracing)
+    readers = async_sessionmaker(reading(engine), expire_on_commit=False)
+    runtime = ServiceRuntime(settings, engine, sessions, readers, uow_class, broker, relay, consumer=None, metrics=metrics, tracing=tracing)
     if engine.dialect.name == "postgresql":
         # Replicas: an event committed in one process goes out now even if another's relay holds the lock.
         def outbox_written(payload: str | None) -> None:

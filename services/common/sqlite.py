@@ -1,9 +1,11 @@
 """SQLite, the embedded default: an engine whose statements run on the event loop's thread, and one
-writer lock per process shared first come first served. Why, with the figures: docs/performance.md."""
+writer lock per process shared first come first served; transactions that only read (READ_ONLY)
+take no lock. Why, with the figures: docs/performance.md."""
 
 import asyncio
 import collections
 import sqlite3
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
 
 SQLITE_BUSY_SECONDS = 30  # how long a transaction waits for another process's writer
+# Execution option of an engine (services.common.db.reading) whose transactions only read.
+READ_ONLY = "icc_read_only"
+# Set by the outbox relay and the consumers: their transactions carry work already in the pipeline
+# (events to publish, events to apply), which the writer lock serves in turn with requests.
+IN_PIPELINE: ContextVar[bool] = ContextVar("icc_in_pipeline", default=False)
 
 
 def _run_statement(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple:
@@ -129,6 +136,16 @@ class _InlineConnection(AsyncAdapt_aiosqlite_connection):
             except Exception as error:
                 self._handle_exception(error)
 
+    def begin_reading(self) -> None:
+        """A deferred transaction that may not write (PRAGMA query_only: a write fails with "attempt
+        to write a readonly database"). Its first read takes a snapshot of the WAL, which never
+        waits for the writer nor makes it wait."""
+        try:
+            self._connection._conn.execute("PRAGMA query_only=ON").close()
+            self._connection._conn.execute("BEGIN").close()
+        except Exception as error:
+            self._handle_exception(error)
+
     def commit(self) -> None:  # in WAL mode (synchronous=NORMAL) a commit writes, it does not sync
         if self._connection._connection:
             try:
@@ -158,30 +175,71 @@ class WriterLock:
     """SQLite has one writer at a time. Left to itself, a transaction waiting for the lock sleeps in
     SQLite's busy handler and polls, so a writer that commits and begins again within milliseconds
     (a consumer working through a backlog) can starve the others (the outbox relay) for seconds.
-    Instead every transaction of the process queues for this lock, first come first served, and
-    holds it from BEGIN until its connection goes back to the pool."""
+    Instead every transaction of the process queues for this lock and holds it from BEGIN until its
+    connection goes back to the pool. A transaction that only reads (an engine with the READ_ONLY
+    option) takes neither this lock nor SQLite's: in WAL mode it reads a snapshot while the writer
+    goes on, and a write it attempts fails.
+
+    Two queues, each first come first served, take turns: the pipeline's (the relay and the
+    consumers, IN_PIPELINE) and the requests'. First come first served across both had the relay
+    and the consumer wait behind every request queued (64 POSTs: ~100 ms per round), so each claim
+    waited that long twice more, to be published and for its decision to show. In turns, neither
+    waits for more than one of the other's transactions per transaction of its own queue."""
 
     WAIT_SECONDS = SQLITE_BUSY_SECONDS  # a lock held that long is a bug, not load
     HELD = "icc_writer_lock"  # flag in the pool entry's info: this connection holds the lock
+    READING = "icc_query_only"  # flag in the pool entry's info: the connection refuses writes until checked in
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
+        self._held = False
+        self._pipeline_held = False  # whether the holder (or the last one) is pipeline work
+        self._waiting: dict[bool, collections.deque[asyncio.Future[None]]] = {True: collections.deque(), False: collections.deque()}
 
     async def _acquire(self) -> None:
+        pipeline = IN_PIPELINE.get()
+        if not self._held:  # free: nobody waits either (a release hands the lock to a waiter)
+            self._held, self._pipeline_held = True, pipeline
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting[pipeline].append(turn)
         try:
             async with asyncio.timeout(self.WAIT_SECONDS):
-                await self._lock.acquire()
-        except TimeoutError:
-            raise TimeoutError(
-                f"waited {self.WAIT_SECONDS}s for the SQLite writer lock: a transaction held it that long, "
-                "or one task opened a second transaction while its first was still open"
-            ) from None
+                await turn
+        except BaseException as err:
+            if turn.done() and not turn.cancelled():
+                self._release()  # handed the lock as we gave up: pass it on
+            if isinstance(err, TimeoutError):
+                raise TimeoutError(
+                    f"waited {self.WAIT_SECONDS}s for the SQLite writer lock: a transaction held it that long, "
+                    "or one task opened a second transaction while its first was still open"
+                ) from None
+            raise
+
+    def _release(self) -> None:
+        after_request = not self._pipeline_held  # the other queue's turn first
+        for pipeline in (after_request, not after_request):
+            waiting = self._waiting[pipeline]
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():  # not given up (cancelled) meanwhile
+                    turn.set_result(None)
+                    self._pipeline_held = pipeline
+                    return
+        self._held = False
 
     def install(self, engine: AsyncEngine) -> None:
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(connection: Any) -> None:
             info = connection.connection.info
             adapted = connection.connection.dbapi_connection
+            if connection.get_execution_options().get(READ_ONLY):
+                if info.get(self.HELD):  # the same connection wrote earlier in this checkout: it would be a writer's
+                    raise RuntimeError("a read-only transaction on a connection that holds the SQLite writer lock")
+                info[self.READING] = True
+                adapted.begin_reading()
+                return
+            if info.get(self.READING):
+                raise RuntimeError("a writing transaction on a connection checked out to read only")
             if not info.get(self.HELD):  # a connection kept checked out keeps it across its transactions
                 adapted.run_async(lambda _: self._acquire())
                 info[self.HELD] = True
@@ -189,9 +247,14 @@ class WriterLock:
 
         @event.listens_for(engine.sync_engine, "checkin")
         @event.listens_for(engine.sync_engine, "detach")
-        def _release(_: Any, record: Any) -> None:
-            if record is not None and record.info.pop(self.HELD, False):
-                self._lock.release()
+        def _release(adapted: Any, record: Any) -> None:
+            if record is None:
+                return
+            if record.info.pop(self.HELD, False):
+                self._release()
+            driver = getattr(getattr(adapted, "_connection", None), "_connection", None)  # None once closed
+            if record.info.pop(self.READING, False) and driver is not None:
+                driver.execute("PRAGMA query_only=OFF").close()
 
 
 def sqlite_engine(url: str, **options: Any) -> AsyncEngine:

@@ -11,7 +11,7 @@ from services.common.api import Limit, Offset, today
 from services.common.auth import Principal, Scope, require
 from services.common.fields import Country, Currency, Email
 from services.common.refusals import Invalid, NotFound, NotYours
-from services.common.runtime import get_unit_of_work
+from services.common.runtime import get_reading_unit_of_work, get_unit_of_work
 from services.travel import handlers, receipts
 from services.travel.db import TravelUnitOfWork
 from services.travel.schemas import (
@@ -32,6 +32,8 @@ from services.travel.uploads import read_upload
 
 router = APIRouter(tags=["travel"])
 UoW = Annotated[TravelUnitOfWork, Depends(get_unit_of_work)]
+# Routes that only read: a read-only transaction, which on SQLite does not queue for the writer lock.
+Reading = Annotated[TravelUnitOfWork, Depends(get_reading_unit_of_work)]
 CountryPath = Annotated[Country, Path(description="ISO 3166-1 alpha-2 code of the host country")]
 CurrencyPath = Annotated[Currency, Path(description="ISO 4217 code")]
 
@@ -70,7 +72,7 @@ async def submit_claim(request: ClaimRequest, uow: UoW, principal: Claimant) -> 
 
 
 @router.post("/claims/quote", summary="Price a claim as submitting it would, storing nothing")
-async def quote_claim(request: ClaimRequest, uow: UoW, principal: Claimant) -> ClaimQuote:
+async def quote_claim(request: ClaimRequest, uow: Reading, principal: Claimant) -> ClaimQuote:
     """The same body, checks and pricing as `POST /claims`: the lines with their explanations, the
     totals, funded or not; or exactly the refusal submitting would give. Nothing is stored and no
     event is published (a claim submitted later is priced again, with the rates and quota of its day)."""
@@ -96,7 +98,7 @@ async def resubmit_claim(claim_id: UUID, request: StayIn, uow: UoW, principal: C
 
 
 @router.get("/claims/{claim_id}", summary="One claim, its lines explained, and finance's decisions")
-async def get_claim(claim_id: UUID, uow: UoW, principal: ClaimReader) -> ClaimView:
+async def get_claim(claim_id: UUID, uow: Reading, principal: ClaimReader) -> ClaimView:
     """Another delegate's (another city's) claim answers 404, as one that does not exist."""
     async with uow:
         return ClaimView.of(await uow.claims.shown(claim_id, _may_act(principal)))
@@ -104,7 +106,7 @@ async def get_claim(claim_id: UUID, uow: UoW, principal: ClaimReader) -> ClaimVi
 
 @router.get("/claims", summary="Claims: a delegate's own (by email), or all by event, city, status")
 async def list_claims(
-    uow: UoW,
+    uow: Reading,
     principal: ClaimReader,
     delegate_email: str | None = None,
     workshop_id: UUID | None = None,
@@ -193,7 +195,7 @@ async def _receipt(uow: TravelUnitOfWork, receipt_id: UUID, principal: Principal
 
 
 @router.get("/receipts/{receipt_id}", summary="A receipt's file, as a download", response_class=Response, responses={200: FILE})
-async def get_receipt(receipt_id: UUID, uow: UoW, principal: ClaimReader) -> Response:
+async def get_receipt(receipt_id: UUID, uow: Reading, principal: ClaimReader) -> Response:
     """The delegate's own, their city's for a coordinator, any for finance, the secretariat and the
     auditor; another's answers 404, as one that does not exist. Always an attachment of an accepted
     type, never rendered by the browser as a page."""
@@ -210,7 +212,7 @@ async def get_receipt(receipt_id: UUID, uow: UoW, principal: ClaimReader) -> Res
 
 
 @router.get("/receipts/{receipt_id}/meta", summary="A receipt's type, size, checksum and name")
-async def get_receipt_meta(receipt_id: UUID, uow: UoW, principal: ClaimReader) -> ReceiptView:
+async def get_receipt_meta(receipt_id: UUID, uow: Reading, principal: ClaimReader) -> ReceiptView:
     async with uow:
         return ReceiptView.of(await _receipt(uow, receipt_id, principal))
 
@@ -235,7 +237,7 @@ async def claim_expert_visit(request: ExpertVisitRequest, uow: UoW) -> ExpertVis
 
 
 @router.get("/expert-visits/{visit_id}", summary="One expert visit, its lines explained, and finance's decisions")
-async def get_expert_visit(visit_id: UUID, uow: UoW, principal: VisitReader) -> ExpertVisitView:
+async def get_expert_visit(visit_id: UUID, uow: Reading, principal: VisitReader) -> ExpertVisitView:
     async with uow:
         visit = await uow.expert_visits.get_one(visit_id)
         if not principal.scope().covers(city_id=visit.city_id):
@@ -245,7 +247,7 @@ async def get_expert_visit(visit_id: UUID, uow: UoW, principal: VisitReader) -> 
 
 @router.get("/expert-visits", summary="Expert visits, by city and status")
 async def list_expert_visits(
-    uow: UoW, principal: VisitReader, city_id: UUID | None = None, status: ClaimStatusName | None = None, limit: Limit = 100,
+    uow: Reading, principal: VisitReader, city_id: UUID | None = None, status: ClaimStatusName | None = None, limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[ExpertVisitView]:
     """A city coordinator sees their city's."""
@@ -265,13 +267,13 @@ async def put_allowance_rate(country: CountryPath, rate: AllowanceRateIn, uow: U
 
 
 @router.get("/allowance-rates", summary="The allowance rate table", dependencies=[require()])
-async def list_allowance_rates(uow: UoW, country: Country | None = None, limit: Limit = 100, offset: Offset = 0) -> list[AllowanceRateView]:
+async def list_allowance_rates(uow: Reading, country: Country | None = None, limit: Limit = 100, offset: Offset = 0) -> list[AllowanceRateView]:
     async with uow:
         return [AllowanceRateView.of(rate) for rate in await uow.allowance_rates.find(country, limit, offset)]
 
 
 @router.get("/allowance-rates/{country}", summary="The allowance rate in force in a country on a date", dependencies=[require()])
-async def allowance_rate_in_force(country: CountryPath, uow: UoW, on: date | None = None) -> AllowanceRateView:
+async def allowance_rate_in_force(country: CountryPath, uow: Reading, on: date | None = None) -> AllowanceRateView:
     on = on or today()
     async with uow:
         if (rate := await uow.allowance_rates.in_force(country, on)) is None:
@@ -286,13 +288,13 @@ async def put_exchange_rate(currency: CurrencyPath, rate: ExchangeRateIn, uow: U
 
 
 @router.get("/exchange-rates", summary="The exchange rate table", dependencies=[require()])
-async def list_exchange_rates(uow: UoW, currency: Currency | None = None, limit: Limit = 100, offset: Offset = 0) -> list[ExchangeRateView]:
+async def list_exchange_rates(uow: Reading, currency: Currency | None = None, limit: Limit = 100, offset: Offset = 0) -> list[ExchangeRateView]:
     async with uow:
         return [ExchangeRateView.of(rate) for rate in await uow.exchange_rates.find(currency, limit, offset)]
 
 
 @router.get("/exchange-rates/{currency}", summary="The latest rate of a currency on or before a date", dependencies=[require()])
-async def exchange_rate_in_force(currency: CurrencyPath, uow: UoW, on: date | None = None) -> ExchangeRateView:
+async def exchange_rate_in_force(currency: CurrencyPath, uow: Reading, on: date | None = None) -> ExchangeRateView:
     on = on or today()
     async with uow:
         if (rate := await uow.exchange_rates.in_force(currency, on)) is None:

@@ -401,12 +401,17 @@ class FollowsFinance:
         return sum((line.blocked for line in self.lines), ZERO)
 
     def record(self, decision: Decision) -> bool:
-        # Paid is final: the money has left; a later decision cannot take it back.
-        if self.status == ClaimStatus.PAID:
+        if not takes_decisions(self.status):
             return False
         self.decisions.append(decision)
         self.status = decision.status
         return True
+
+
+def takes_decisions(status: str) -> bool:
+    """Whether a claim (or expert visit) in `status` follows finance's next decision. Paid is final:
+    the money has left; a later decision cannot take it back."""
+    return status != ClaimStatus.PAID
 
 
 # --- a delegate's claim -------------------------------------------------------------------

@@ -305,11 +305,13 @@ async def on_registration_funding_changed(event: RegistrationFundingChanged, uow
 
 
 async def _follow(uow: TravelUnitOfWork, claim_id: UUID, decision: Decision) -> None:
-    claimed = await uow.claims.get(claim_id) or await uow.expert_visits.get(claim_id)
-    if claimed is None:
+    status = await uow.decisions.status(claim_id)
+    if status is None:
         # Finance decides only on claims travel published: an unknown id is worth a dead letter, not silence.
         raise NotFound(f"finance decided on claim {claim_id}, which travel does not have")
-    if not claimed.record(decision):
+    if domain.takes_decisions(status):
+        await uow.decisions.record(claim_id, decision)
+    else:
         log.warning(
             "decision after payment ignored", extra={"claim_id": str(claim_id), "decision": decision.status}
         )

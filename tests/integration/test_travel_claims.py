@@ -334,6 +334,22 @@ async def test_the_claim_status_follows_finance_decisions_and_replays_change_not
     assert [c["id"] for c in paid] == [str(claim_id)] and paid[0]["decisions"][-1]["paid_on"] == today().isoformat()
 
 
+async def test_decisions_arriving_in_one_batch_apply_in_order_and_paid_stays_final(travel) -> None:
+    claims = [(await travel.client.post("/claims", json=claim_body(await travel.delegate()))).json() for _ in range(2)]
+    paid_id, approved_id = (UUID(c["id"]) for c in claims)
+    year = claims[0]["event_year"]
+    await travel.learn(
+        ReimbursementHeld(claim_id=paid_id, amount="1002.50", budget_line="delegate_travel", year=year, reason="headroom"),
+        ReimbursementApproved(claim_id=approved_id, amount="1002.50", budget_line="delegate_travel", year=year),
+        ReimbursementApproved(claim_id=paid_id, amount="1002.50", budget_line="delegate_travel", year=year),
+        ReimbursementPaid(claim_id=paid_id, amount="1002.50", paid_on=today()),
+        ReimbursementRejected(claim_id=paid_id, reason="late"),  # after the payment, in the same batch: ignored
+    )
+    shown = [(await travel.client.get(f"/claims/{claim_id}")).json() for claim_id in (paid_id, approved_id)]
+    assert [(c["status"], [d["status"] for d in c["decisions"]]) for c in shown] == [
+        ("paid", ["held", "approved", "paid"]), ("approved", ["approved"])]
+
+
 async def test_a_decision_on_a_claim_travel_does_not_have_is_dead_lettered(travel) -> None:
     stray = ReimbursementRejected(claim_id=uuid4(), reason="?")
     outcome = await travel.runtime.consumer.apply([record(stray)])
@@ -458,7 +474,7 @@ async def test_a_claim_is_decided_in_two_reads_and_written_in_four_inserts(trave
     statements, request = [], asyncio.current_task()  # the in-process client runs the request in this task
 
     def count(connection, cursor, statement, *args) -> None:
-        if asyncio.current_task() is request and "pg_notify" not in statement:  # not the relay's, nor its wake-up
+        if asyncio.current_task() is request:  # not the relay's
             statements.append(statement.split(None, 1)[0].upper())
 
     engine = travel.runtime.engine.sync_engine

@@ -83,6 +83,23 @@ class FakeExpertVisits(FakeKeyed[ExpertVisit]):
         return next((v for v in self.rows.values() if (v.city_id, v.visit_date) == (city_id, visit_date)), None)
 
 
+class FakeDecisions:
+    """Finance's decisions, recorded on the fake claims and expert visits."""
+
+    def __init__(self, claims: FakeClaims, visits: FakeExpertVisits) -> None:
+        self.claims, self.visits = claims, visits
+
+    def _of(self, claim_id: UUID):
+        return self.claims.rows.get(claim_id) or self.visits.rows.get(claim_id)
+
+    async def status(self, claim_id: UUID) -> str | None:
+        claimed = self._of(claim_id)
+        return None if claimed is None else claimed.status
+
+    async def record(self, claim_id: UUID, decision) -> None:
+        assert self._of(claim_id).record(decision)
+
+
 class FakeTravelUnitOfWork(FakeUnitOfWork):
     def __init__(self) -> None:
         super().__init__()
@@ -91,6 +108,7 @@ class FakeTravelUnitOfWork(FakeUnitOfWork):
         self.registrations = FakeKeyed("registration_id")
         self.claims = FakeClaims()
         self.expert_visits = FakeExpertVisits()
+        self.decisions = FakeDecisions(self.claims, self.expert_visits)
         self.allowance_rates = FakeRates(AllowanceRate)
         self.exchange_rates = FakeRates(ExchangeRate)
 
