@@ -24,8 +24,8 @@ process as with many.)"""
 
 import asyncio
 import logging
-from uuid import uuid4
 from collections.abc import Callable, Sequence
+from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, func, select, text, update
