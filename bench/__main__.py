@@ -13,6 +13,8 @@ run, on the same broker and the same kind of database (SQLite files, or PostgreS
 3. rebuild: python -m services.finance.rebuild over --rebuild-events (--long: 1 000 000).
 4. replicas (PostgreSQL only; SQLite is single-process): finance as 1 process and as 2 replicas of
    one consumer group on one schema, bursts of --events alternating, the best of --repeat each.
+5. batch (not run unless asked): finance's consumer batch in the bench's own process, no broker,
+   against the raw pipeline's database work on the same records (CPU per event; bench.batch).
 
 Every process under test is its own (finance, travel, the raw pipeline, the bare endpoint). The
 last two lines are the figures the goals are about: the pipeline ratio and the paced latency.
@@ -23,6 +25,7 @@ import asyncio
 import os
 import sys
 
+from bench.batch import batches
 from bench.claims import claims_pipeline
 from bench.kit import Run, percentile, say
 from bench.pipeline import compare, replicas
@@ -30,7 +33,8 @@ from bench.rebuild import rebuild
 from deploy.kafka.local import LocalKafka
 from services.common.settings import KafkaConnection, KafkaSettings
 
-PARTS = ("pipeline", "claims", "rebuild", "replicas")
+PARTS = ("pipeline", "claims", "rebuild", "replicas")  # what `make bench` runs
+ON_REQUEST = ("batch",)  # parts run only when named in --parts
 LONG_REBUILD = 1_000_000
 
 
@@ -88,6 +92,10 @@ async def bench(args: argparse.Namespace, kafka: KafkaConnection) -> list[str]:
                 one, two = await replicas(run, args.events, args.repeat)
                 lines.append(f"  finance x1: {one.best.rate:6.0f} events/s; x2 replicas: {two.best.rate:6.0f} events/s "
                              f"({two.best.rate / one.best.rate:.2f}x), {two.best.cpu_per_event * 1e6:.0f} us CPU per event in all")
+        if "batch" in args.parts:
+            figures = await batches(run, args.batches, args.repeat)
+            lines.append(f"  finance's batch in-process: {figures.finance * 1e6:.0f} us CPU per event; the raw pipeline's "
+                         f"database work: {figures.raw * 1e6:.0f} us (best of {args.repeat}, {args.batches} x 500 CityJoined)")
         failed = False
     finally:
         await run.close(keep=failed)
@@ -108,10 +116,11 @@ async def main() -> None:
     parser.add_argument("--claims-throughput", type=int, default=2000, help="POST /claims for the throughput")
     parser.add_argument("--rebuild-events", type=int, default=20_000)
     parser.add_argument("--long", action="store_true", help=f"rebuild over {LONG_REBUILD:,} events (a few minutes)")
-    parser.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS), help=f"any of {','.join(PARTS)}")
+    parser.add_argument("--batches", type=int, default=10, help="batches of 500 per round in the batch part")
+    parser.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS), help=f"any of {','.join(PARTS + ON_REQUEST)}")
     args = parser.parse_args()
-    if unknown := set(args.parts) - set(PARTS):
-        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}: choose among {', '.join(PARTS)}")
+    if unknown := set(args.parts) - set(PARTS + ON_REQUEST):
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}: choose among {', '.join(PARTS + ON_REQUEST)}")
 
     local, started_here = None, False
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
