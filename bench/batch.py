@@ -2,7 +2,7 @@
 
 Batches of 500 CityJoined go through `EventConsumer.apply` (dedupe, rules, projections, outbox rows,
 commit), and the same records through the raw reference pipeline's database work (bench.raw:
-`effects` and its INSERTs, one transaction per batch), alternating, each on a fresh database. The
+`write`, one transaction per batch), alternating, each on a fresh database. The
 figure is CPU time per event, the best of --repeat rounds each: what the pipeline ratio's
 difference is made of once Kafka, which both pay alike, and the neighbours are out of the picture.
 """
@@ -13,17 +13,15 @@ import uuid
 from collections import namedtuple
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bench import raw
 from bench.kit import Run, city_joined, say
-from bench.raw import effects, outbox, processed
 from services.common.consumer import EventConsumer
 from services.common.db import create_engine, migrate
-from services.finance.db import FinanceUnitOfWork, activity, invoices, ledger, members
+from services.finance.db import FinanceUnitOfWork
 from services.finance.handlers import HANDLERS
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "finance" / "migrations"
@@ -44,16 +42,16 @@ async def batches(run: Run, count: int, repeat: int) -> Batches:
     rounds = [[[Record("cities", 0, next(offsets), *city_joined(), 0) for _ in range(BATCH)] for _ in range(count)]
               for _ in range(2 * repeat + 2)]  # made up front: building records is not what is measured
     finance, finance_engine = await _finance(run)
-    raw, raw_engine = await _raw(run)
+    raw_batch, raw_engine = await _raw(run)
     best = {"finance": float("inf"), "raw": float("inf")}
     threshold = gc.get_threshold()
     gc.freeze()  # as the services do (services.common.serve): the records and tables are not garbage
     gc.set_threshold(10_000, 20, 50)
     try:
         await finance(rounds.pop()[0])  # warm-up: statements compiled, tables created
-        await raw(rounds.pop()[0])
+        await raw_batch(rounds.pop()[0])
         for round_ in range(1, repeat + 1):
-            for name, apply in (("finance", finance), ("raw", raw)):
+            for name, apply in (("finance", finance), ("raw", raw_batch)):
                 say(f"batch {round_}/{repeat}: {count} x {BATCH} CityJoined through {name}'s database work, in-process ...")
                 work = rounds.pop()
                 started = time.process_time()
@@ -94,17 +92,7 @@ async def _raw(run: Run) -> tuple[Apply, object]:
     sent: list[str] = []  # the previous batch's outbox rows, marked published in the next transaction as bench.raw does
 
     async def apply(batch: list[Record]) -> None:
-        now = datetime.now(UTC)
-        rows = [effects(record, now.date(), now) for record in batch]
-        async with engine.begin() as connection:
-            await connection.execute(insert(processed), [r[0] for r in rows])
-            await connection.execute(insert(members), [r[1] for r in rows])
-            await connection.execute(insert(invoices), [r[2] for r in rows])
-            await connection.execute(insert(ledger), [r[3] for r in rows])
-            await connection.execute(insert(activity), [a for r in rows for a in r[4]])
-            await connection.execute(insert(outbox), [r[5] for r in rows])
-            if sent:
-                await connection.execute(update(outbox).where(outbox.c.message_id.in_(sent)).values(published_at=now))
+        rows = await raw.write(engine, batch, sent)
         sent[:] = [r[5]["message_id"] for r in rows]
 
     return apply, engine

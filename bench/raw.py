@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import Topic
 from services.common.db import OutboxMessage, ProcessedEvent, create_engine, migrate
@@ -66,6 +67,23 @@ def effects(record, today: date, now: datetime) -> tuple[dict, dict, dict, dict,
     )
 
 
+async def write(engine: AsyncEngine, batch: list, sent: list[str]) -> list[tuple]:
+    """One transaction: the rows of each CityJoined of `batch` (`effects`), and the mark of the
+    outbox rows `sent` after the previous one. Returns the effects (the records to produce)."""
+    now = datetime.now(UTC)
+    rows = [effects(record, now.date(), now) for record in batch]
+    async with engine.begin() as connection:
+        await connection.execute(insert(processed), [r[0] for r in rows])
+        await connection.execute(insert(members), [r[1] for r in rows])
+        await connection.execute(insert(invoices), [r[2] for r in rows])
+        await connection.execute(insert(ledger), [r[3] for r in rows])
+        await connection.execute(insert(activity), [a for r in rows for a in r[4]])
+        await connection.execute(insert(outbox), [r[5] for r in rows])
+        if sent:
+            await connection.execute(update(outbox).where(outbox.c.message_id.in_(sent)).values(published_at=now))
+    return rows
+
+
 async def run(settings: FinanceSettings) -> None:
     engine = create_engine(settings.db_url, settings.db_schema)
     await migrate(engine, settings.db_schema, MIGRATIONS)
@@ -83,17 +101,7 @@ async def run(settings: FinanceSettings) -> None:
             batch = [r for records in (await consumer.getmany(timeout_ms=5, max_records=500)).values() for r in records]
             if not batch:
                 continue
-            now = datetime.now(UTC)
-            rows = [effects(record, now.date(), now) for record in batch]
-            async with engine.begin() as connection:
-                await connection.execute(insert(processed), [r[0] for r in rows])
-                await connection.execute(insert(members), [r[1] for r in rows])
-                await connection.execute(insert(invoices), [r[2] for r in rows])
-                await connection.execute(insert(ledger), [r[3] for r in rows])
-                await connection.execute(insert(activity), [a for r in rows for a in r[4]])
-                await connection.execute(insert(outbox), [r[5] for r in rows])
-                if sent:
-                    await connection.execute(update(outbox).where(outbox.c.message_id.in_(sent)).values(published_at=now))
+            rows = await write(engine, batch, sent)
             deliveries = [
                 await producer.send(target, value=value, key=row["key"].encode(),
                                     headers=[(name, text.encode()) for name, text in out_headers])
