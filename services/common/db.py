@@ -7,7 +7,7 @@ import hashlib
 import ipaddress
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,9 +18,10 @@ import pydantic_core
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Insert, Integer, LargeBinary, String, TypeDecorator, event, func, insert, inspect, literal, select,
-    text,
+    JSON, BigInteger, Column, ColumnElement, DateTime, Insert, Integer, LargeBinary, String, TypeDecorator, any_, bindparam, event, func,
+    insert, inspect, literal, select, text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -251,6 +252,22 @@ async def migrate(engine: AsyncEngine, schema: str, service_migrations: Path, ta
         await connection.run_sync(upgrade)
 
 
+def one_of(session: AsyncSession, column: Column, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values`, with the values bound as one parameter: `= ANY(array)` on PostgreSQL, a
+    JSON array read by json_each on SQLite. An expanding IN binds and renders one parameter per
+    value on every execution: a batch's 500-key preload spent ~4 us per key on that alone."""
+    values = list(values)
+    dialect = session.bind.dialect
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    process = column.type.bind_processor(dialect)
+    stored = [process(v) for v in values] if process else values
+    if not all(isinstance(v, str | int) for v in stored):
+        return column.in_(values)
+    listed = func.json_each(bindparam(None, pydantic_core.to_json(stored).decode(), type_=String)).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
 def advisory_key(name: str) -> int:
     """A PostgreSQL advisory lock's key for `name`: a stable signed 64-bit number, the same in every
     process and release (unlike hash()), as an old and a new version must agree on it."""
@@ -380,7 +397,8 @@ class Keyed(Generic[T]):
         # Not `keys - self._loaded.keys()`: that hashes every key loaded so far, per call.
         wanted = {key for key in keys if key not in self._loaded}
         if wanted:
-            found = {getattr(row, self.key.name): row for row in await self.session.scalars(select(self.model).where(self.key.in_(wanted)))}
+            query = select(self.model).where(one_of(self.session, self.key, wanted))
+            found = {getattr(row, self.key.name): row for row in await self.session.scalars(query)}
             self._loaded.update({key: found.get(key) for key in wanted})
 
     async def get(self, key: Any, *, for_update: bool = False) -> T | None:
@@ -392,8 +410,9 @@ class Keyed(Generic[T]):
         if key not in self._loaded:
             await self.preload({key})
         row = self._loaded[key]
-        if row is not None and inspect(row).expired_attributes:
-            # A savepoint rolled back (a failing handler in the batch) expired what it touched.
+        if row is not None and (state := inspect(row, raiseerr=False)) is not None and state.expired_attributes:
+            # A savepoint rolled back (a failing handler in the batch) expired what it touched. (A
+            # repository may keep rows it inserts itself as plain objects: no state, nothing expired.)
             await self.session.refresh(row)
         return row
 

@@ -21,7 +21,7 @@ from contracts.events import (
     ReimbursementPaid, ReimbursementRejected, ReimbursementReopened, SpendingRecorded, SpendingReversed,
     TravelClaimAmended, TravelClaimed,
 )
-from services.common.db import Cents, Keyed, UnitOfWork, UtcDateTime, advisory_key
+from services.common.db import Cents, Keyed, UnitOfWork, UtcDateTime, advisory_key, one_of
 from services.finance.domain import (
     ADMINISTRATION, LINES, ZERO, BudgetLine, Claim, Credit, Invoice, Member, Payment, Spending,
 )
@@ -204,8 +204,21 @@ activity = Table(
     Column("summary", String(500), nullable=False),
 )
 
-mapper.map_imperatively(Member, members)
-mapper.map_imperatively(Invoice, invoices)
+
+
+class StoredMember(Member):
+    """A member loaded from the database: the ORM tracks its changes. Members finance learns of in
+    a transaction are plain `Member`s, inserted at commit (FinanceUnitOfWork.commit): a mapped
+    object costs ~4 us of instrumentation to create, a plain one 0.2."""
+
+
+class StoredInvoice(Invoice):
+    """An invoice loaded from the database (see StoredMember): new invoices are plain `Invoice`s
+    (2 us to create against 9 mapped)."""
+
+
+mapper.map_imperatively(StoredMember, members)
+mapper.map_imperatively(StoredInvoice, invoices)
 mapper.map_imperatively(BudgetLine, budget_lines)
 mapper.map_imperatively(Claim, claims)
 mapper.map_imperatively(Spending, spending)
@@ -251,11 +264,11 @@ class Changes:
 
 class Members(Keyed[Member]):
     def __init__(self, session) -> None:
-        super().__init__(session, Member, members.c.city_id)
+        super().__init__(session, StoredMember, members.c.city_id)
         self.new: list[Member] = []  # inserted at commit (see FinanceUnitOfWork.commit)
 
     async def all(self) -> list[Member]:
-        return list(await self.session.scalars(select(Member).order_by(members.c.name, members.c.city_id)))
+        return list(await self.session.scalars(select(StoredMember).order_by(members.c.name, members.c.city_id)))
 
     def add(self, member: Member) -> None:
         self.new.append(member)
@@ -273,7 +286,7 @@ class Members(Keyed[Member]):
 
 class Invoices(Keyed[Invoice]):
     def __init__(self, session) -> None:
-        super().__init__(session, Invoice, invoices.c.id)
+        super().__init__(session, StoredInvoice, invoices.c.id)
         self._contributions: dict[UUID, list[Invoice]] = {}  # by city, cancelled ones too
         self.new: list[Invoice] = []  # inserted at commit (see FinanceUnitOfWork.commit)
         self.new_credit_notes: list[dict[str, Any]] = []  # inserted in bulk at commit, like the ledger
@@ -307,7 +320,7 @@ class Invoices(Keyed[Invoice]):
         # Not `city_ids - self._contributions.keys()`: that hashes every key of the dict, per event.
         wanted = {city_id for city_id in city_ids if city_id not in self._contributions}
         if wanted:
-            query = select(Invoice).where(invoices.c.kind == "contribution", invoices.c.city_id.in_(wanted))
+            query = select(StoredInvoice).where(invoices.c.kind == "contribution", one_of(self.session, invoices.c.city_id, wanted))
             found: dict[UUID, list[Invoice]] = {city_id: [] for city_id in wanted}
             for invoice in await self.session.scalars(query):
                 found[invoice.city_id].append(self.remember(invoice))
@@ -320,13 +333,13 @@ class Invoices(Keyed[Invoice]):
 
     async def get(self, invoice_id: UUID, *, lock: bool = False) -> Invoice | None:
         if lock:  # payments and credit notes on one invoice take turns (PostgreSQL; SQLite serialises writers)
-            query = select(Invoice).where(invoices.c.id == invoice_id).with_for_update().execution_options(populate_existing=True)
+            query = select(StoredInvoice).where(invoices.c.id == invoice_id).with_for_update().execution_options(populate_existing=True)
             self._loaded[invoice_id] = await self.session.scalar(query)
         return await super().get(invoice_id)
 
     async def find(self, city_id: UUID | None, year: int | None, limit: int, offset: int, cities: set[UUID] | None = None) -> list[Invoice]:
         """`cities`: only these cities' (a coordinator's scope); None: all."""
-        query = select(Invoice).order_by(invoices.c.year, invoices.c.issued_on, invoices.c.id).limit(limit).offset(offset)
+        query = select(StoredInvoice).order_by(invoices.c.year, invoices.c.issued_on, invoices.c.id).limit(limit).offset(offset)
         if cities is not None:
             query = query.where(invoices.c.city_id.in_(cities))
         if city_id:

@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import and_, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.finance.db import activity, budget_lines, claims, invoices, ledger, members
+from services.finance.db import StoredInvoice, activity, budget_lines, claims, invoices, ledger, members
 from services.common.db import Cents
 from services.finance.domain import AGEING_BUCKETS, LINES, ZERO, BudgetLine, Claim, Invoice, ageing_bucket, used_pct
 
@@ -49,7 +49,7 @@ async def budget(session: AsyncSession, year: int) -> dict[str, Any]:
 
 async def _invoices_of(session: AsyncSession, year: int, kind: str) -> list[tuple[Invoice, str | None]]:
     query = (
-        select(Invoice, members.c.name)
+        select(StoredInvoice, members.c.name)
         .outerjoin(members, members.c.city_id == invoices.c.city_id)
         .where(invoices.c.year == year, invoices.c.kind == kind)
         .order_by(members.c.name, invoices.c.issued_on, invoices.c.id)

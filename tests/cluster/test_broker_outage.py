@@ -19,7 +19,7 @@ from deploy.cluster import NODES, REPLICAS, LocalCluster
 from deploy.cluster.__main__ import main as cluster_cli
 from services.common.kafka import client_args
 from services.common.settings import KafkaConnection
-from services.finance.domain import Invoice
+from services.finance.db import StoredInvoice
 from tests.e2e.conftest import Platform
 from tests.e2e.test_join_to_invoice import join
 from tests.support import consumed, eventually, header, read_topic, running, topic_prefix
@@ -106,7 +106,7 @@ async def test_the_cluster_commands_report_each_node(kafka_cluster: LocalCluster
 
 async def invoices_per_city(finance_app) -> dict[str, int]:
     async with finance_app.state.runtime.sessions() as session:
-        rows = await session.execute(select(Invoice.city_id, func.count()).group_by(Invoice.city_id))
+        rows = await session.execute(select(StoredInvoice.city_id, func.count()).group_by(StoredInvoice.city_id))
         return {str(city): count for city, count in rows}
 
 

@@ -15,7 +15,7 @@ from contracts.envelope import to_headers, to_value, wrap
 from contracts.events import CityJoined
 from deploy.kafka.local import LocalKafka
 from services.common.db import ProcessedEvent
-from services.finance.domain import Invoice
+from services.finance.db import StoredInvoice
 from tests.e2e.test_join_to_invoice import join
 from tests.support import committed_everything, consumed, eventually, header, produce, read_topic, running
 
@@ -32,7 +32,7 @@ def city_joined() -> tuple[bytes, bytes, list]:
 
 async def invoices(app) -> int:
     async with app.state.runtime.sessions() as session:
-        return await session.scalar(select(func.count()).select_from(Invoice))
+        return await session.scalar(select(func.count()).select_from(StoredInvoice))
 
 
 async def test_the_same_city_joined_delivered_twice_gives_one_invoice(platform) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from contracts.events import CityJoined, CityLeft
 from services.common.api import today
-from services.finance.domain import Invoice
+from services.finance.db import StoredInvoice
 from tests.integration.test_finance_budget import YEAR, deliver, emitted, finance, record, set_budget  # noqa: F401 (fixture)
 
 
@@ -77,7 +77,7 @@ async def test_the_annual_run_gives_one_invoice_per_city_and_year_under_concurre
     assert sum(r["issued"] for r in runs if r["year"] == 2026) == 0
     async with runtime.sessions() as session:
         per_city_year = (await session.execute(
-            select(Invoice.city_id, Invoice.year, func.count()).group_by(Invoice.city_id, Invoice.year)
+            select(StoredInvoice.city_id, StoredInvoice.year, func.count()).group_by(StoredInvoice.city_id, StoredInvoice.year)
         )).all()
     assert len(per_city_year) == 24 and {n for *_, n in per_city_year} == {1}
     assert len(await emitted(runtime, "InvoiceIssued")) == 24

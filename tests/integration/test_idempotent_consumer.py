@@ -17,7 +17,7 @@ from services.common.consumer import EventConsumer
 from services.common.db import OutboxMessage, ProcessedEvent
 from services.finance import handlers as finance_handlers
 from services.finance.app import build_app
-from services.finance.domain import Invoice, Member
+from services.finance.db import StoredInvoice, StoredMember
 from services.finance.settings import FinanceSettings
 from tests.support import running
 
@@ -53,23 +53,23 @@ async def test_the_same_city_joined_delivered_twice_gives_one_invoice(finance) -
     first = await finance.consumer.apply([duplicate, duplicate])  # twice in one batch
     again = await finance.consumer.apply([duplicate])  # and redelivered later
     assert (first.applied, first.duplicates, again.applied, again.duplicates) == (1, 1, 0, 1)
-    assert await count(finance, Invoice) == 1
+    assert await count(finance, StoredInvoice) == 1
     assert await count(finance, ProcessedEvent, ProcessedEvent.consumer == "finance") == 1
 
 
 async def test_replaying_the_whole_topic_changes_nothing(finance) -> None:
     history = [record(joined()) for _ in range(20)]
     await finance.consumer.apply(history)
-    invoices, outbox = await count(finance, Invoice), await count(finance, OutboxMessage)
+    invoices, outbox = await count(finance, StoredInvoice), await count(finance, OutboxMessage)
     replay = await finance.consumer.apply(history)
     assert replay.duplicates == 20 and replay.applied == 0
-    assert (await count(finance, Invoice), await count(finance, OutboxMessage)) == (invoices, outbox) == (20, 20)
+    assert (await count(finance, StoredInvoice), await count(finance, OutboxMessage)) == (invoices, outbox) == (20, 20)
 
 
 async def test_a_second_join_event_for_the_same_year_does_not_invoice_again(finance) -> None:
     city = uuid4()
     await finance.consumer.apply([record(joined(city, date(2026, 3, 1))), record(joined(city, date(2026, 5, 1)))])
-    assert await count(finance, Invoice) == 1
+    assert await count(finance, StoredInvoice) == 1
 
 
 async def test_a_malformed_record_is_dead_lettered_with_its_reason_and_the_next_one_applied(finance) -> None:
@@ -77,7 +77,7 @@ async def test_a_malformed_record_is_dead_lettered_with_its_reason_and_the_next_
     no_envelope = record(value=b'{"hello": "world"}', headers=[])
     outcome = await finance.consumer.apply([poison, no_envelope, record(joined())])
     assert outcome.applied == 1 and len(outcome.dead_lettered) == 2
-    assert await count(finance, Invoice) == 1
+    assert await count(finance, StoredInvoice) == 1
     async with finance.sessions() as session:
         letters = (await session.scalars(select(OutboxMessage).where(OutboxMessage.topic == "icc.finance.dead-letter"))).all()
     reasons = sorted(dict(letter.headers)["dlq_reason"] for letter in letters)
@@ -100,8 +100,8 @@ async def test_a_handler_that_fails_dead_letters_its_event_only(finance, monkeyp
     outcome = await finance.consumer.apply([record(joined()), record(joined(cursed)), record(joined())])
     assert outcome.applied == 2
     assert outcome.dead_lettered == ["CityJoined handler failed: RuntimeError: ledger closed"]
-    assert await count(finance, Invoice) == 2
-    assert await count(finance, Invoice, Invoice.city_id == cursed) == 0
+    assert await count(finance, StoredInvoice) == 2
+    assert await count(finance, StoredInvoice, StoredInvoice.city_id == cursed) == 0
 
 
 async def test_a_failing_handler_leaves_no_trace_on_what_earlier_events_of_its_batch_made(finance, monkeypatch) -> None:
@@ -122,8 +122,8 @@ async def test_a_failing_handler_leaves_no_trace_on_what_earlier_events_of_its_b
     outcome = await finance.consumer.apply([record(joined(city)), record(left)])
     assert (outcome.applied, len(outcome.dead_lettered)) == (1, 1)
     async with finance.sessions() as session:
-        member = await session.get(Member, city)
-        invoices = (await session.scalars(select(Invoice).where(Invoice.city_id == city))).all()
+        member = await session.get(StoredMember, city)
+        invoices = (await session.scalars(select(StoredInvoice).where(StoredInvoice.city_id == city))).all()
     assert member.left_on is None
     assert invoices and all(invoice.credited == 0 for invoice in invoices)
 
@@ -141,8 +141,8 @@ async def test_what_a_failed_handler_made_is_not_found_by_the_next_events_of_its
     monkeypatch.setitem(finance.consumer.handlers, CityJoined, fails_on_the_first)
     outcome = await finance.consumer.apply([first, again])
     assert (outcome.applied, len(outcome.dead_lettered)) == (1, 1)
-    assert await count(finance, Member, Member.city_id == city) == 1
-    assert await count(finance, Invoice, Invoice.city_id == city) == 1
+    assert await count(finance, StoredMember, StoredMember.city_id == city) == 1
+    assert await count(finance, StoredInvoice, StoredInvoice.city_id == city) == 1
 
 
 async def test_a_dead_lettered_event_is_not_processed_so_its_replay_applies_it_once(finance, monkeypatch) -> None:
@@ -159,7 +159,7 @@ async def test_a_dead_lettered_event_is_not_processed_so_its_replay_applies_it_o
     replayed = await finance.consumer.apply([cursed])  # `python -m deploy.ops dead-letters replay`
     again = await finance.consumer.apply([cursed])  # replayed twice by mistake
     assert (replayed.applied, again.applied, again.duplicates) == (1, 0, 1)
-    assert await count(finance, Invoice) == 1
+    assert await count(finance, StoredInvoice) == 1
 
 
 async def test_events_finance_has_no_use_for_are_skipped(finance) -> None:
@@ -171,17 +171,17 @@ async def test_events_finance_has_no_use_for_are_skipped(finance) -> None:
 async def test_the_database_refuses_a_second_contribution_for_the_same_city_and_year(finance) -> None:
     city = uuid4()
     async with finance.sessions() as session:
-        first = Invoice.contribution(city, 2026, date(2026, 1, 1))
+        first = StoredInvoice.contribution(city, 2026, date(2026, 1, 1))
         replaced, amount = first.id, first.amount
         session.add(first)
         await session.commit()
-        session.add(Invoice.contribution(city, 2026, date(2026, 1, 2)))
+        session.add(StoredInvoice.contribution(city, 2026, date(2026, 1, 2)))
         with pytest.raises(IntegrityError):
             await session.commit()
     async with finance.sessions() as session:  # once cancelled, the year may be invoiced again, once
-        session.add(Invoice.new(city, "contribution", 2026, amount, date(2026, 6, 1), replaces=replaced))
+        session.add(StoredInvoice.new(city, "contribution", 2026, amount, date(2026, 6, 1), replaces=replaced))
         await session.commit()
-        session.add(Invoice.new(city, "contribution", 2026, amount, date(2026, 6, 2), replaces=replaced))
+        session.add(StoredInvoice.new(city, "contribution", 2026, amount, date(2026, 6, 2), replaces=replaced))
         with pytest.raises(IntegrityError):
             await session.commit()
 
@@ -191,7 +191,7 @@ async def test_a_batch_of_events_seen_before_and_new_ones_applies_only_the_new(f
     await finance.consumer.apply([a, b])
     outcome = await finance.consumer.apply([b, c, a, d, c])
     assert (outcome.applied, outcome.duplicates) == (2, 3)
-    assert await count(finance, Invoice) == 4
+    assert await count(finance, StoredInvoice) == 4
     assert await count(finance, ProcessedEvent, ProcessedEvent.consumer == "finance") == 4
 
 
@@ -202,7 +202,7 @@ async def test_two_deliveries_of_the_same_batch_at_once_apply_it_once(finance) -
     batch = [record(joined()) for _ in range(200)]
     first, second = await asyncio.gather(finance.consumer.apply(batch), finance.consumer.apply(batch))
     assert sorted([(first.applied, first.duplicates), (second.applied, second.duplicates)]) == [(0, 200), (200, 0)]
-    assert await count(finance, Invoice) == 200
+    assert await count(finance, StoredInvoice) == 200
     assert await count(finance, OutboxMessage) == 200
 
 
@@ -212,5 +212,5 @@ async def test_what_one_consumer_applied_another_consumer_still_applies(finance)
     assert (await finance.consumer.apply([event])).applied == 1
     assert (await other.apply([event])).applied == 1  # processed events are per consumer
     assert (await other.apply([event])).duplicates == 1
-    assert await count(finance, Invoice) == 1  # the contribution rule still holds
+    assert await count(finance, StoredInvoice) == 1  # the contribution rule still holds
     assert await count(finance, ProcessedEvent) == 2
