@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import OutboxMessage, advisory_key, is_sqlite, normalise_url, utcnow
@@ -137,9 +137,10 @@ class OutboxRelay:
         self._wake.clear()
         async with self._sessions() as session, session.begin():
             # A mark lost in a server crash only re-sends rows (consumers dedupe): no need to wait
-            # for the WAL flush, ~3 ms before the next batch can go out.
-            await session.execute(text("SET LOCAL synchronous_commit = off"))
-            if not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key))):
+            # for the WAL flush, ~3 ms before the next batch can go out. Said in the statement that
+            # takes the lock: one round trip, not two.
+            unflushed = func.set_config("synchronous_commit", "off", True)
+            if not (await session.execute(select(func.pg_try_advisory_xact_lock(self.lock_key), unflushed))).scalar():
                 return ()
             rows = await self._next_batch(session)
             acked = await self._send(producer, rows) if rows else []
