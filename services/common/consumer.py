@@ -218,15 +218,15 @@ class EventConsumer:
         outcome = BatchOutcome()
         async with self._unit_of_work() as uow:
             new = await self._claim_new(
-                uow, [(str(env.id), _actor(env)) for _, env in readable] + [(record_ref(r), None) for r, _ in unreadable]
+                uow, [(env.ce_id, _actor(env)) for _, env in readable] + [(record_ref(r), None) for r, _ in unreadable]
             )
-            await uow.prefetch([env.data for _, env in readable if str(env.id) in new])
+            await uow.prefetch([env.data for _, env in readable if env.ce_id in new])
             for position, (record, envelope) in enumerate(readable, start=1):
                 if position % YIELD_EVERY == 0:
                     # A batch is CPU work that never waits: let the loop run the relay's sends and
                     # acks, the broker heartbeats and HTTP requests now and then.
                     await asyncio.sleep(0)
-                event_id = str(envelope.id)
+                event_id = envelope.ce_id
                 if event_id not in new:
                     outcome.duplicates += 1
                     continue

@@ -324,12 +324,12 @@ class UnitOfWork:
         """Record an integration event to be published once this transaction commits."""
         envelope = wrap(event, service=self.service, correlation_id=correlation_id or self.correlation_id, actor=self.actor)
         if self.actor is not None:
-            self.audit(envelope.type, envelope.key, event_id=str(envelope.id))
+            self.audit(envelope.type, envelope.key, event_id=envelope.ce_id)
         headers = header_texts(envelope)
         if traceparent := current_traceparent():  # the trace goes on in the consumers (services.common.tracing)
             headers.append(("traceparent", traceparent))
         self.add_outbox(
-            message_id=str(envelope.id),
+            message_id=envelope.ce_id,
             topic=envelope.data.topic.value,
             key=envelope.key,
             value=to_value(envelope),

@@ -36,7 +36,7 @@ async def record(uow: FinanceUnitOfWork, event: Event) -> Envelope:
     if isinstance(event, CreditNoteIssued) and event.number is None:
         event = event.model_copy(update={"number": await uow.numbers.take(CREDIT_NOTE_SERIES, event.issued_on.year)})
     envelope = uow.emit(event)
-    await project(uow, event, Fact(str(envelope.id), envelope.occurred_at, str(envelope.correlation_id)))
+    await project(uow, event, Fact(envelope.ce_id, envelope.occurred_at, envelope.ce_correlationid))
     if not isinstance(event, BudgetThresholdCrossed):  # those are told here, in order: never again from within
         for line in uow.lines.loaded():  # the lines a fact changes are locked (and so loaded) by then
             for crossed in line.thresholds_crossed(today()):
@@ -53,7 +53,7 @@ async def issue(uow: FinanceUnitOfWork, invoice: Invoice) -> None:
 
 async def consumed(uow: FinanceUnitOfWork, event: Event) -> None:
     cause = uow.cause  # the envelope being applied: figures trace back to its id
-    await project(uow, event, Fact(str(cause.id), cause.occurred_at, str(cause.correlation_id)) if cause
+    await project(uow, event, Fact(cause.ce_id, cause.occurred_at, cause.ce_correlationid) if cause
                   else Fact(None, utcnow(), None))
 
 

@@ -147,19 +147,19 @@ async def _apply(sessions, records: list[ConsumerRecord], seen: set[str], outcom
             continue
         if type(envelope.data) not in PROJECTIONS:
             outcome.skipped += 1
-        elif str(envelope.id) in seen:
+        elif envelope.ce_id in seen:
             outcome.duplicates += 1
         else:
-            seen.add(str(envelope.id))
+            seen.add(envelope.ce_id)
             envelopes.append(envelope)
     uow = FinanceUnitOfWork(sessions, FinanceSettings.service, lambda: None)
     async with uow:
         await uow.prefetch([envelope.data for envelope in envelopes])
         inputs = []
         for envelope in envelopes:
-            await project(uow, envelope.data, Fact(str(envelope.id), envelope.occurred_at, str(envelope.correlation_id)))
+            await project(uow, envelope.data, Fact(envelope.ce_id, envelope.occurred_at, envelope.ce_correlationid))
             if type(envelope.data) in HANDLERS:
-                inputs.append({"consumer": FinanceSettings.service, "event_id": str(envelope.id), "processed_at": utcnow()})
+                inputs.append({"consumer": FinanceSettings.service, "event_id": envelope.ce_id, "processed_at": utcnow()})
         if inputs:
             await uow.session.execute(insert(ProcessedEvent), inputs)
         await uow.commit()

@@ -64,6 +64,16 @@ def test_envelope_round_trips_through_cloudevents_headers() -> None:
     assert event.topic is Topic.CITIES and envelope.key == str(event.city_id)
 
 
+def test_an_envelope_copy_with_another_id_or_event_says_its_own() -> None:
+    """The header texts are made once per envelope; a copy must not keep the original's."""
+    envelope = wrap(CityJoined(city_id=uuid4(), name="Ghent", country="BE", european=True, joined_on=date(2026, 3, 1)), service="membership")
+    assert (envelope.ce_id, envelope.ce_correlationid) == (str(envelope.id), str(envelope.correlation_id))
+    other_city = envelope.data.model_copy(update={"city_id": uuid4()})
+    copy = envelope.model_copy(update={"id": uuid4(), "correlation_id": uuid4(), "data": other_city})
+    assert (copy.ce_id, copy.ce_correlationid, copy.key) == (str(copy.id), str(copy.correlation_id), str(other_city.city_id))
+    assert dict(to_headers(copy))["ce_id"] == str(copy.id).encode()
+
+
 def test_money_travels_as_a_decimal_string() -> None:
     invoice = InvoiceIssued(
         invoice_id=uuid4(), city_id=uuid4(), kind="contribution", year=2026, amount="5000.00",
