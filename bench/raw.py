@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.topics import Topic
 from services.common.db import OutboxMessage, ProcessedEvent, create_engine, migrate
 from services.common.kafka import client_args, create_producer
+from services.common.serve import settle_collector
 from services.finance.db import activity, invoices, ledger, members
 from services.finance.settings import FinanceSettings
 
@@ -95,6 +96,7 @@ async def run(settings: FinanceSettings) -> None:
     await consumer.start()
     await producer.start()
     target = settings.physical_topic(Topic.INVOICES)
+    settle_collector()  # the garbage collector set as the services set it (services.common.serve)
     sent: list[str] = []  # outbox rows published, marked in the next transaction
     try:
         while True:
