@@ -205,7 +205,6 @@ activity = Table(
 )
 
 
-
 class StoredMember(Member):
     """A member loaded from the database: the ORM tracks its changes. Members finance learns of in
     a transaction are plain `Member`s, inserted at commit (FinanceUnitOfWork.commit): a mapped
