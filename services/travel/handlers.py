@@ -152,9 +152,8 @@ async def amend_claim(uow: TravelUnitOfWork, claim_id: UUID, stay: Stay, today: 
     claim = await uow.claims.get_one(claim_id, may_act, for_update=True)
     await _check_receipts(uow, stay, claim.city_id, claim.delegate_email)
     event, city = await uow.workshops.get(claim.workshop_id), await uow.cities.get(claim.city_id)
-    replaced = list(claim.lines)
     amended = claim.amend(city, event, stay, await _rates(uow, event, stay), today)
-    await uow.claims.drop_lines(replaced)
+    await uow.claims.save_amended(claim)
     uow.emit(amended)
     await uow.commit()
     return claim
@@ -213,9 +212,9 @@ async def claim_expert_visit(
         exchange_rates=await _exchange_rates(uow, expenses),
         today=today,
     )
-    uow.expert_visits.add(visit)
     uow.emit(visit.claimed_event())
     try:
+        await uow.expert_visits.insert(visit)
         await uow.commit()
     except IntegrityError as err:
         raise Conflict(f"the expert visit to {city.name} on {visit_date} is already claimed", code="already_claimed") from err

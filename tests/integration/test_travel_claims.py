@@ -33,7 +33,7 @@ from contracts.events import (
 from services.common.api import today
 from services.common.db import OutboxMessage
 from services.travel.app import build_app
-from services.travel.domain import TravelClaim
+from services.travel.db import travel_claims
 from services.travel.settings import TravelSettings
 from tests.identity import STAND_IN
 from tests.support import running
@@ -97,7 +97,7 @@ class World:
 
     async def claims(self) -> int:
         async with self.runtime.sessions() as session:
-            return await session.scalar(select(func.count()).select_from(TravelClaim))
+            return await session.scalar(select(func.count()).select_from(travel_claims))
 
     async def published(self) -> list[tuple[str, dict]]:
         return [(dict(row.headers)["ce_type"], json.loads(row.value)) for row in await self.outbox()]

@@ -51,7 +51,7 @@ class FakeRates:
 class FakeClaims(FakeKeyed[TravelClaim]):
     def __init__(self) -> None:
         super().__init__("id")
-        self.dropped: list[ClaimLine] = []
+        self.saved: list[tuple[UUID, list[ClaimLine]]] = []  # amended claims, with their new lines
 
     async def get_one(self, claim_id: UUID, may_see=None, *, for_update: bool = False) -> TravelClaim:
         if claim_id not in self.rows or (may_see and not may_see(self.rows[claim_id].city_id, self.rows[claim_id].delegate_email)):
@@ -68,8 +68,8 @@ class FakeClaims(FakeKeyed[TravelClaim]):
     async def using_funded_quota(self, workshop_id: UUID, city_id: UUID) -> int:
         return sum(c.uses_funded_quota for c in self.rows.values() if (c.workshop_id, c.city_id) == (workshop_id, city_id))
 
-    async def drop_lines(self, lines: list[ClaimLine]) -> None:
-        self.dropped += lines
+    async def save_amended(self, claim: TravelClaim) -> None:
+        self.saved.append((claim.id, list(claim.lines)))
 
     async def insert(self, claim: TravelClaim) -> None:
         self.add(claim)
@@ -78,6 +78,9 @@ class FakeClaims(FakeKeyed[TravelClaim]):
 class FakeExpertVisits(FakeKeyed[ExpertVisit]):
     def __init__(self) -> None:
         super().__init__("id")
+
+    async def insert(self, visit: ExpertVisit) -> None:
+        self.add(visit)
 
     async def on(self, city_id: UUID, visit_date: date) -> ExpertVisit | None:
         return next((v for v in self.rows.values() if (v.city_id, v.visit_date) == (city_id, visit_date)), None)
@@ -201,7 +204,7 @@ async def test_an_amendment_reprices_the_claim_drops_its_old_lines_and_tells_fin
     old_lines = list(claim.lines)
     amended = await handlers.amend_claim(ghent.uow, claim.id, Stay(2, 0, []), TODAY)
     assert (amended.id, amended.coe_funded, amended.amendments) == (claim.id, D("310.00"), 1)
-    assert ghent.uow.claims.dropped == old_lines
+    assert ghent.uow.claims.saved == [(claim.id, amended.lines)] and not set(map(id, old_lines)) & set(map(id, amended.lines))
     last = ghent.uow.published[-1]
     assert isinstance(last, TravelClaimAmended) and (last.coe_funded, last.previous_coe_funded) == (D("310.00"), D("942.50"))
 
