@@ -101,7 +101,7 @@ async def resubmit_claim(claim_id: UUID, request: StayIn, uow: UoW, principal: C
 async def get_claim(claim_id: UUID, uow: Reading, principal: ClaimReader) -> ClaimView:
     """Another delegate's (another city's) claim answers 404, as one that does not exist."""
     async with uow:
-        return ClaimView.of(await uow.claims.get_one(claim_id, _may_act(principal)))
+        return ClaimView.of(await uow.claims.shown(claim_id, _may_act(principal)))
 
 
 @router.get("/claims", summary="Claims: a delegate's own (by email), or all by event, city, status")

@@ -342,6 +342,20 @@ _LINES = (select(*(claim_lines.c[name] for name in _LINE_COLUMNS))
 _DECISION_COLUMNS = tuple(c.name for c in claim_decisions.c if c.name not in ("id", "owner_id"))
 _DECISIONS = (select(*(claim_decisions.c[name] for name in _DECISION_COLUMNS))
               .where(claim_decisions.c.owner_id == bindparam("id")).order_by(claim_decisions.c.id))
+# A claim to show, in one statement: its row joined with its lines and its decisions, one row per
+# (line, decision) pair: a claim has a few lines (at most 51) and a few decisions, and one statement
+# is one snapshot, so it needs no transaction around it (see Claims.shown).
+_SHOWN = (
+    select(travel_claims, *(claim_lines.c[name] for name in _LINE_COLUMNS), claim_decisions.c.id,
+           *(claim_decisions.c[name] for name in _DECISION_COLUMNS))
+    .select_from(travel_claims
+                 .outerjoin(claim_lines, claim_lines.c.owner_id == travel_claims.c.id)
+                 .outerjoin(claim_decisions, claim_decisions.c.owner_id == travel_claims.c.id))
+    .where(travel_claims.c.id == bindparam("id"))
+    .order_by(claim_lines.c.position, claim_decisions.c.id)
+)
+_SHOWN_LINE = slice(len(_CLAIM_COLUMNS), len(_CLAIM_COLUMNS) + len(_LINE_COLUMNS))
+_SHOWN_DECISION = slice(_SHOWN_LINE.stop + 1, None)  # after the decision's id
 # What an amendment changes: the claim's stay, totals and status, and its lines (replaced).
 _AMENDED = ("nights", "travel_days_without_night", "coe_funded", "city_borne", "status", "amended_on", "amendments")
 _SAVE_AMENDED = update(travel_claims).where(travel_claims.c.id == bindparam("claim_id")).values(
@@ -395,6 +409,29 @@ class Claims(Keyed[TravelClaim]):
             **row._asdict(),
             lines=[ClaimLine(**dict(zip(_LINE_COLUMNS, line))) for line in lines],
             decisions=[Decision(**dict(zip(_DECISION_COLUMNS, decision))) for decision in decisions],
+        )
+
+    async def shown(self, claim_id: UUID, may_see: Callable[[UUID, str], bool] | None = None) -> TravelClaim:
+        """`get_one` for a route that only reads (GET /claims/{id}, which clients poll for finance's
+        decision): one statement, outside any transaction on PostgreSQL (no BEGIN and ROLLBACK round
+        trips: one round trip instead of five). The session must not have run anything before."""
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        rows = (await self.session.execute(_SHOWN, {"id": claim_id})).all()
+        if not rows or (may_see is not None and not may_see(rows[0].city_id, rows[0].delegate_email)):
+            raise NotFound(f"no claim with id {claim_id}")
+        lines: dict[int, ClaimLine] = {}
+        decisions: dict[int, Decision] = {}
+        for row in rows:
+            line, decision_id = row[_SHOWN_LINE], row[_SHOWN_LINE.stop]
+            if line[0] is not None and line[0] not in lines:
+                lines[line[0]] = ClaimLine(**dict(zip(_LINE_COLUMNS, line)))
+            if decision_id is not None and decision_id not in decisions:
+                decisions[decision_id] = Decision(**dict(zip(_DECISION_COLUMNS, row[_SHOWN_DECISION])))
+        return TravelClaim(
+            **dict(zip(_CLAIM_COLUMNS, rows[0][:len(_CLAIM_COLUMNS)])),
+            lines=list(lines.values()),  # in position order (the statement's)
+            decisions=[decisions[key] for key in sorted(decisions)],  # in the order finance made them
         )
 
     async def latest_for(self, registration_id: UUID) -> TravelClaim | None:

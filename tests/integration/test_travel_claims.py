@@ -334,6 +334,36 @@ async def test_the_claim_status_follows_finance_decisions_and_replays_change_not
     assert [c["id"] for c in paid] == [str(claim_id)] and paid[0]["decisions"][-1]["paid_on"] == today().isoformat()
 
 
+async def test_a_claim_is_shown_in_one_statement_every_line_and_decision_once_in_order(travel) -> None:
+    # GET /claims/{id} reads the claim joined with its lines and its decisions (one row per pair):
+    # three lines and three decisions are nine rows, shown as three lines and three decisions, as the
+    # list (the ORM's loading) shows them.
+    claim = (await travel.client.post("/claims", json=claim_body(await travel.delegate()))).json()
+    claim_id, year = UUID(claim["id"]), claim["event_year"]
+    await travel.learn(ReimbursementHeld(claim_id=claim_id, amount="1002.50", budget_line="delegate_travel", year=year, reason="headroom"))
+    await travel.learn(ReimbursementApproved(claim_id=claim_id, amount="1002.50", budget_line="delegate_travel", year=year))
+    await travel.learn(ReimbursementPaid(claim_id=claim_id, amount="1002.50", paid_on=today()))
+    statements, request = [], asyncio.current_task()
+
+    def count(connection, cursor, statement, *args) -> None:
+        if asyncio.current_task() is request:
+            statements.append(statement.split(None, 1)[0].upper())
+
+    engine = travel.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        shown = (await travel.client.get(f"/claims/{claim_id}")).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements == ["SELECT"]
+    assert [line["kind"] for line in shown["lines"]] == ["transport", "visa", "daily_allowance"]
+    assert [(d["status"], d["reason"], d["paid_on"]) for d in shown["decisions"]] == [
+        ("held", "headroom", None), ("approved", None, None), ("paid", None, today().isoformat())]
+    assert (shown["status"], shown["coe_funded"], shown["claimed"]) == ("paid", "1002.50", "1002.50")
+    assert [shown] == (await travel.client.get("/claims", params={"status": "paid"})).json()
+    assert shown == {**claim, "status": "paid", "decisions": shown["decisions"]}
+
+
 async def test_decisions_arriving_in_one_batch_apply_in_order_and_paid_stays_final(travel) -> None:
     claims = [(await travel.client.post("/claims", json=claim_body(await travel.delegate()))).json() for _ in range(2)]
     paid_id, approved_id = (UUID(c["id"]) for c in claims)
