@@ -211,11 +211,38 @@ receipts = Table(
     UniqueConstraint("city_id", "owner_email", "sha256", name="uq_receipts_owner_sha256"),
 )
 
-mapper.map_imperatively(KnownCity, known_cities)
-mapper.map_imperatively(KnownEvent, known_events)
-mapper.map_imperatively(Registration, registrations)
-mapper.map_imperatively(AllowanceRate, allowance_rates)
-mapper.map_imperatively(ExchangeRate, exchange_rates)
+
+
+# What travel learnt from other services and its rate tables: plain domain objects where a claim reads
+# them (TravelUnitOfWork.claimant, claim_facts: no instrumentation to pay per claim); the mapped
+# subclasses are what the consumer's handlers and the rate tables' routes load, change and add.
+
+
+class StoredCity(KnownCity):
+    pass
+
+
+class StoredEvent(KnownEvent):
+    pass
+
+
+class StoredRegistration(Registration):
+    pass
+
+
+class StoredAllowanceRate(AllowanceRate):
+    pass
+
+
+class StoredExchangeRate(ExchangeRate):
+    pass
+
+
+mapper.map_imperatively(StoredCity, known_cities)
+mapper.map_imperatively(StoredEvent, known_events)
+mapper.map_imperatively(StoredRegistration, registrations)
+mapper.map_imperatively(StoredAllowanceRate, allowance_rates)
+mapper.map_imperatively(StoredExchangeRate, exchange_rates)
 
 
 # The domain's claims, expert visits, lines and decisions are plain objects: a claim decided or shown
@@ -277,12 +304,13 @@ class DatedRates(Generic[R]):
     """A dated rate table (allowance per night by country, exchange rate by currency): the rate in
     force on a date is the latest one dated on or before it."""
 
-    def __init__(self, session, model: type[R], table: Table, key: str, dated: str, value: str) -> None:
-        self.session, self.model = session, model
+    def __init__(self, session, model: type[R], mapped: type[R], table: Table, key: str, dated: str, value: str) -> None:
+        """`model`: the plain rate (`of`); `mapped`: its mapped subclass, what queries load and `put` adds."""
+        self.session, self.model, self.mapped = session, model, mapped
         self.key, self.dated, self.value = table.c[key], table.c[dated], value
 
     async def in_force(self, key: str, on: date) -> R | None:
-        query = select(self.model).where(self.key == key, self.dated <= on).order_by(self.dated.desc()).limit(1)
+        query = select(self.mapped).where(self.key == key, self.dated <= on).order_by(self.dated.desc()).limit(1)
         return await self.session.scalar(query)
 
     def in_force_columns(self, key: Any, on: Any) -> tuple[Any, Any]:
@@ -299,19 +327,19 @@ class DatedRates(Generic[R]):
 
     async def stored(self, key: str, dated: date) -> Decimal | None:
         """The value stored for exactly this key and date, if any (what a `put` would replace)."""
-        rate = await self.session.get(self.model, (key, dated))
+        rate = await self.session.get(self.mapped, (key, dated))
         return None if rate is None else getattr(rate, self.value)
 
     async def put(self, key: str, dated: date, value: Decimal) -> R:
-        rate = await self.session.get(self.model, (key, dated))
+        rate = await self.session.get(self.mapped, (key, dated))
         if rate is None:
-            rate = self.model(key, dated, value)
+            rate = self.mapped(key, dated, value)
             self.session.add(rate)
         setattr(rate, self.value, value)
         return rate
 
     async def find(self, key: str | None, limit: int, offset: int) -> list[R]:
-        query = select(self.model).order_by(self.key, self.dated).limit(limit).offset(offset)
+        query = select(self.mapped).order_by(self.key, self.dated).limit(limit).offset(offset)
         if key:
             query = query.where(self.key == key)
         return list(await self.session.scalars(query))
@@ -586,15 +614,15 @@ DECISIONS = (ReimbursementApproved, ReimbursementHeld, ReimbursementPaid, Reimbu
 class TravelUnitOfWork(UnitOfWork):
     async def __aenter__(self) -> "TravelUnitOfWork":
         await super().__aenter__()
-        self.cities = Keyed(self.session, KnownCity, known_cities.c.city_id)
-        self.workshops = Keyed(self.session, KnownEvent, known_events.c.workshop_id)
-        self.registrations = Keyed(self.session, Registration, registrations.c.registration_id)
+        self.cities = Keyed(self.session, StoredCity, known_cities.c.city_id)
+        self.workshops = Keyed(self.session, StoredEvent, known_events.c.workshop_id)
+        self.registrations = Keyed(self.session, StoredRegistration, registrations.c.registration_id)
         self.claims = Claims(self.session)
         self.expert_visits = ExpertVisits(self.session)
         self.receipts = Receipts(self.session)
         self.decisions = Decisions(self.session)
-        self.allowance_rates = DatedRates(self.session, AllowanceRate, allowance_rates, "country", "valid_from", "eur_per_night")
-        self.exchange_rates = DatedRates(self.session, ExchangeRate, exchange_rates, "currency", "quoted_on", "units_per_eur")
+        self.allowance_rates = DatedRates(self.session, AllowanceRate, StoredAllowanceRate, allowance_rates, "country", "valid_from", "eur_per_night")
+        self.exchange_rates = DatedRates(self.session, ExchangeRate, StoredExchangeRate, exchange_rates, "currency", "quoted_on", "units_per_eur")
         return self
 
     async def claimant(self, registration_id: UUID) -> tuple[Registration, KnownCity, KnownEvent] | None:

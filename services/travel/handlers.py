@@ -26,7 +26,7 @@ from services.common.db import utcnow
 from services.common.members import membership_handlers
 from services.common.refusals import Conflict, NotFound, NotYetKnown
 from services.travel import domain, receipts
-from services.travel.db import TravelUnitOfWork
+from services.travel.db import StoredCity, StoredEvent, StoredRegistration, TravelUnitOfWork
 from services.travel.domain import (
     AllowanceRate,
     ClaimStatus,
@@ -247,7 +247,7 @@ async def set_exchange_rate(uow: TravelUnitOfWork, currency: str, quoted_on: dat
 async def on_workshop_scheduled(event: WorkshopScheduled, uow: TravelUnitOfWork) -> None:
     if await uow.workshops.get(event.workshop_id) is None:
         uow.workshops.add(
-            KnownEvent(
+            StoredEvent(
                 event.workshop_id, event.title, event.host_country, event.starts_on, event.ends_on, event.funded_quota_per_city
             )
         )
@@ -267,7 +267,7 @@ async def on_workshop_cancelled(event: WorkshopCancelled, uow: TravelUnitOfWork)
 async def on_delegate_registered(event: DelegateRegistered, uow: TravelUnitOfWork) -> None:
     if await uow.registrations.get(event.registration_id) is None:
         uow.registrations.add(
-            Registration(
+            StoredRegistration(
                 event.registration_id,
                 event.workshop_id,
                 event.city_id,
@@ -333,7 +333,7 @@ async def on_reimbursement_rejected(event: ReimbursementRejected, uow: TravelUni
 
 
 HANDLERS = {
-    **membership_handlers(KnownCity, lambda uow: uow.cities),
+    **membership_handlers(StoredCity, lambda uow: uow.cities),
     WorkshopScheduled: on_workshop_scheduled,
     WorkshopRescheduled: on_workshop_rescheduled,
     WorkshopCancelled: on_workshop_cancelled,

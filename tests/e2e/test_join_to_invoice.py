@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from services.common.db import ProcessedEvent
 from services.events.domain import MemberCity
-from services.travel.domain import KnownCity
+from services.travel.db import StoredCity
 from tests.identity import STAND_IN
 from tests.support import eventually, header, read_topic, running
 
@@ -60,7 +60,7 @@ async def test_a_joining_city_is_invoiced_5000_eur_for_its_join_year(secured_pla
         assert {e["actor_name"] for e in trail} == {"test-staff"}
 
         # events and travel learnt the member from the same CityJoined, without calling membership
-        for app, model in ((events_app, MemberCity), (travel_app, KnownCity)):
+        for app, model in ((events_app, MemberCity), (travel_app, StoredCity)):
             async def knows(app=app, model=model):
                 async with app.state.runtime.sessions() as session:
                     return (await session.scalars(select(model))).all()
