@@ -535,9 +535,12 @@ class Decisions:
         if not wanted:
             return
         self._status.update(dict.fromkeys(wanted))
-        for table in (travel_claims, expert_visits):
+        for table in (travel_claims, expert_visits):  # expert visits only for the ids no claim has
             for claim_id, status in await self.session.execute(select(table.c.id, table.c.status).where(table.c.id.in_(wanted))):
                 self._status[claim_id] = (table, status)
+                wanted.discard(claim_id)
+            if not wanted:
+                break
 
     async def status(self, claim_id: UUID) -> str | None:
         """The claim's (or expert visit's) status, None when travel has neither."""

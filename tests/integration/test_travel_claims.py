@@ -380,6 +380,26 @@ async def test_decisions_arriving_in_one_batch_apply_in_order_and_paid_stays_fin
         ("paid", ["held", "approved", "paid"]), ("approved", ["approved"])]
 
 
+async def test_a_batch_of_decisions_on_claims_looks_for_expert_visits_only_when_a_claim_is_missing(travel) -> None:
+    claims = [(await travel.client.post("/claims", json=claim_body(await travel.delegate()))).json() for _ in range(2)]
+    year = claims[0]["event_year"]
+    tables = []
+
+    def count(connection, cursor, statement, *args) -> None:
+        if statement.startswith("SELECT"):
+            tables.append("expert_visits" if "FROM expert_visits" in statement else "travel_claims" if "FROM travel_claims" in statement else "?")
+
+    engine = travel.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await travel.learn(*(ReimbursementApproved(claim_id=UUID(c["id"]), amount="1002.50", budget_line="delegate_travel", year=year)
+                             for c in claims))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert tables.count("travel_claims") == 1 and "expert_visits" not in tables, tables
+    assert [(await travel.client.get(f"/claims/{c['id']}")).json()["status"] for c in claims] == ["approved", "approved"]
+
+
 async def test_a_decision_on_a_claim_travel_does_not_have_is_dead_lettered(travel) -> None:
     stray = ReimbursementRejected(claim_id=uuid4(), reason="?")
     outcome = await travel.runtime.consumer.apply([record(stray)])
