@@ -212,7 +212,6 @@ receipts = Table(
 )
 
 
-
 # What travel learnt from other services and its rate tables: plain domain objects where a claim reads
 # them (TravelUnitOfWork.claimant, claim_facts: no instrumentation to pay per claim); the mapped
 # subclasses are what the consumer's handlers and the rate tables' routes load, change and add.
@@ -361,18 +360,11 @@ _CLAIM_COLUMNS = tuple(c.name for c in travel_claims.c)
 _LINE_COLUMNS = tuple(c.name for c in claim_lines.c if c.name != "owner_id")
 _INSERT_CLAIM, _INSERT_LINES = insert(travel_claims), insert(claim_lines)
 _INSERT_VISIT, _VISIT_COLUMNS = insert(expert_visits), tuple(c.name for c in expert_visits.c)
-# A claim read as rows into plain objects (no identity map, no selectin loaders): shown (the GET
-# polled for decisions), checked, or amended (locked).
-_CLAIM = select(travel_claims).where(travel_claims.c.id == bindparam("id"))
-_CLAIM_LOCKED = _CLAIM.with_for_update()
-_LINES = (select(*(claim_lines.c[name] for name in _LINE_COLUMNS))
-          .where(claim_lines.c.owner_id == bindparam("id")).order_by(claim_lines.c.position))
 _DECISION_COLUMNS = tuple(c.name for c in claim_decisions.c if c.name not in ("id", "owner_id"))
-_DECISIONS = (select(*(claim_decisions.c[name] for name in _DECISION_COLUMNS))
-              .where(claim_decisions.c.owner_id == bindparam("id")).order_by(claim_decisions.c.id))
-# A claim to show, in one statement: its row joined with its lines and its decisions, one row per
-# (line, decision) pair: a claim has a few lines (at most 51) and a few decisions, and one statement
-# is one snapshot, so it needs no transaction around it (see Claims.shown).
+# A claim read as rows into a plain object (no identity map, no selectin loaders), in one statement:
+# its row joined with its lines and its decisions, one row per (line, decision) pair (a claim has a
+# few lines, at most 51, and a few decisions). Shown (the GET polled for decisions: one statement is
+# one snapshot, so it needs no transaction around it, see Claims.shown), checked, or amended (locked).
 _SHOWN = (
     select(travel_claims, *(claim_lines.c[name] for name in _LINE_COLUMNS), claim_decisions.c.id,
            *(claim_decisions.c[name] for name in _DECISION_COLUMNS))
@@ -382,6 +374,7 @@ _SHOWN = (
     .where(travel_claims.c.id == bindparam("id"))
     .order_by(claim_lines.c.position, claim_decisions.c.id)
 )
+_SHOWN_LOCKED = _SHOWN.with_for_update(of=travel_claims)  # the claim's row only: its lines and decisions may be absent
 _SHOWN_LINE = slice(len(_CLAIM_COLUMNS), len(_CLAIM_COLUMNS) + len(_LINE_COLUMNS))
 _SHOWN_DECISION = slice(_SHOWN_LINE.stop + 1, None)  # after the decision's id
 # What an amendment changes: the claim's stay, totals and status, and its lines (replaced).
@@ -428,24 +421,7 @@ class Claims(Keyed[TravelClaim]):
         delegate_email)` says it is not the caller's. A plain object, outside the session: a change
         to it is saved by `save_amended`. `for_update` locks the claim's row until the commit
         (PostgreSQL; SQLite serialises writers anyway)."""
-        row = (await self.session.execute(_CLAIM_LOCKED if for_update else _CLAIM, {"id": claim_id})).first()
-        if row is None or (may_see is not None and not may_see(row.city_id, row.delegate_email)):
-            raise NotFound(f"no claim with id {claim_id}")
-        lines = (await self.session.execute(_LINES, {"id": claim_id})).all()
-        decisions = (await self.session.execute(_DECISIONS, {"id": claim_id})).all()
-        return TravelClaim(
-            **row._asdict(),
-            lines=[ClaimLine(**dict(zip(_LINE_COLUMNS, line))) for line in lines],
-            decisions=[Decision(**dict(zip(_DECISION_COLUMNS, decision))) for decision in decisions],
-        )
-
-    async def shown(self, claim_id: UUID, may_see: Callable[[UUID, str], bool] | None = None) -> TravelClaim:
-        """`get_one` for a route that only reads (GET /claims/{id}, which clients poll for finance's
-        decision): one statement, outside any transaction on PostgreSQL (no BEGIN and ROLLBACK round
-        trips: one round trip instead of five). The session must not have run anything before."""
-        if self.session.bind.dialect.name == "postgresql":
-            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        rows = (await self.session.execute(_SHOWN, {"id": claim_id})).all()
+        rows = (await self.session.execute(_SHOWN_LOCKED if for_update else _SHOWN, {"id": claim_id})).all()
         if not rows or (may_see is not None and not may_see(rows[0].city_id, rows[0].delegate_email)):
             raise NotFound(f"no claim with id {claim_id}")
         lines: dict[int, ClaimLine] = {}
@@ -461,6 +437,14 @@ class Claims(Keyed[TravelClaim]):
             lines=list(lines.values()),  # in position order (the statement's)
             decisions=[decisions[key] for key in sorted(decisions)],  # in the order finance made them
         )
+
+    async def shown(self, claim_id: UUID, may_see: Callable[[UUID, str], bool] | None = None) -> TravelClaim:
+        """`get_one` for a route that only reads (GET /claims/{id}, which clients poll for finance's
+        decision): its one statement outside any transaction on PostgreSQL (no BEGIN and ROLLBACK
+        round trips: one round trip instead of three). The session must not have run anything before."""
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return await self.get_one(claim_id, may_see)
 
     async def latest_for(self, registration_id: UUID) -> TravelClaim | None:
         """The registration's claim, its latest version if it was resubmitted."""
